@@ -1,0 +1,328 @@
+//! The bytes of every stored record. Nothing outside this module knows them.
+//!
+//! Each record is a serde struct encoded with postcard (a documented, stable, non-self-describing
+//! format) behind a one-byte tag that names the record kind and its layout version. A reader that
+//! meets a tag it does not know refuses the record ([`Error::UnsupportedFormat`] when the tag is a
+//! later layout of a known kind, [`Error::Corrupted`] otherwise). `docs/FORMAT.md` describes every
+//! layout; the golden-bytes tests below catch an accidental change of encoding.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+
+/// The file format this build writes and the newest it reads.
+pub(crate) const FORMAT_VERSION: u16 = 1;
+
+/// The first bytes of the `header` entry of the `meta` table.
+pub(crate) const MAGIC: &[u8; 8] = b"TRESOR\0\0";
+
+/// Record tags: high nibble = kind, low nibble = layout version (1 for format 1).
+pub(crate) mod tag {
+    pub const SETTINGS: u8 = 0x11;
+    pub const AUDIT_HEAD: u8 = 0x21;
+    pub const SECRET: u8 = 0x31;
+    pub const VERSION: u8 = 0x41;
+    pub const AUDIT: u8 = 0x51;
+    pub const SLOT: u8 = 0x61;
+    pub const BACKUP: u8 = 0x71;
+    pub const HEADER: u8 = 0x81;
+}
+
+/// Table ids, bound into every record's associated data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum TableId {
+    Meta = 1,
+    // 2 was never used (slots are authenticated by the header MAC, not sealed).
+    Secrets = 3,
+    Versions = 4,
+    Deleted = 6,
+    Retired = 7,
+    Audit = 8,
+    Backup = 9,
+}
+
+/// Associated data of a sealed record: `"tresor" || format (u16 LE) || vault id (16) || table id
+/// (1) || the record's redb key bytes`. A record moved to another row, table or vault, or read as
+/// another format version, fails to authenticate.
+pub(crate) fn aad(vault_id: &[u8; 16], table: TableId, key: &[u8]) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(6 + 2 + 16 + 1 + key.len());
+    ad.extend_from_slice(b"tresor");
+    ad.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    ad.extend_from_slice(vault_id);
+    ad.push(table as u8);
+    ad.extend_from_slice(key);
+    ad
+}
+
+/// Redb key bytes of a `(name hash, sequence)` row, as used in associated data.
+pub(crate) fn seq_key(hash: &[u8; 16], seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(hash);
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Encodes `value` behind `tag`. `hint` is the expected size, so that the buffer holding a
+/// secret is not reallocated (a reallocation would leave an unwiped copy behind).
+pub(crate) fn encode<T: Serialize>(tag: u8, value: &T, hint: usize) -> Zeroizing<Vec<u8>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(hint + 64));
+    buf.push(tag);
+    // Writing to a Vec cannot fail for these types (no maps with non-string keys, no
+    // unsupported serde features).
+    let mut out = postcard::to_extend(value, std::mem::take(&mut *buf)).unwrap_or_default();
+    std::mem::swap(&mut *buf, &mut out);
+    buf
+}
+
+/// Decodes a record written by [`encode`] with the same tag; trailing bytes are an error.
+pub(crate) fn decode<T: DeserializeOwned>(tag: u8, bytes: &[u8]) -> Result<T> {
+    match bytes.first() {
+        Some(&t) if t == tag => {}
+        Some(&t) if t & 0xf0 == tag & 0xf0 && t > tag => {
+            return Err(Error::UnsupportedFormat {
+                found: u16::from(t & 0x0f),
+                supported: FORMAT_VERSION,
+            });
+        }
+        _ => return Err(Error::corrupted("unknown record kind")),
+    }
+    let (v, rest) = postcard::take_from_bytes(&bytes[1..])
+        .map_err(|_| Error::corrupted("record does not decode"))?;
+    if !rest.is_empty() {
+        return Err(Error::corrupted("record has trailing bytes"));
+    }
+    Ok(v)
+}
+
+/// The clear header: written once at creation, readable before unlock.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub vault_id: [u8; 16],
+    pub created: Timestamp,
+}
+
+/// `MAGIC || format (u16 LE) || tag || postcard(Header)`.
+pub(crate) fn encode_header(h: &Header) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&encode(tag::HEADER, h, 32));
+    out
+}
+
+pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header> {
+    if bytes.len() < 10 || &bytes[..8] != MAGIC {
+        return Err(Error::corrupted("not a tresor vault"));
+    }
+    let format = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if format > FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            found: format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if format == 0 {
+        return Err(Error::corrupted("format version 0"));
+    }
+    decode(tag::HEADER, &bytes[10..])
+}
+
+/// Vault settings, sealed in `meta["settings"]` and covered by the header MAC.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub retention_days: u16,
+    pub purge_protection: bool,
+    pub max_versions: Option<u32>,
+}
+
+/// The audit chain head, sealed in `meta["audit_head"]`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AuditHead {
+    pub seq: u64,
+    pub mac: [u8; 32],
+}
+
+/// When a secret or a version was soft-deleted, and when it will be purged.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deletion {
+    pub deleted_on: Timestamp,
+    pub scheduled_purge: Timestamp,
+}
+
+/// Properties of one version.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredProps {
+    pub enabled: bool,
+    pub not_before: Option<Timestamp>,
+    pub expires_on: Option<Timestamp>,
+    pub content_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// One version of a secret: sealed in `versions` (older versions), inside a [`SecretRecord`]
+/// (the current version), or in `retired` (pruned under purge protection, with `retired` set).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VersionRecord {
+    pub id: [u8; 16],
+    pub seq: u64,
+    pub props: StoredProps,
+    pub value: Zeroizing<Vec<u8>>,
+    pub retired: Option<Deletion>,
+}
+
+/// A secret: sealed in `secrets` (live) or `deleted` (soft-deleted, with `deleted` set). Holds
+/// the current version whole, so that reading the current value is one lookup and one decryption.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SecretRecord {
+    pub name: String,
+    /// The oldest version still kept; versions `first_seq..current.seq` live in `versions`.
+    pub first_seq: u64,
+    pub max_versions: Option<u32>,
+    pub deleted: Option<Deletion>,
+    pub current: VersionRecord,
+}
+
+/// One audit record without its MAC: the bytes the chain MAC covers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditEntry {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub actor: String,
+    pub operation: u16,
+    pub name: Option<String>,
+    pub version: Option<[u8; 16]>,
+    /// `None` for success, else the error code.
+    pub outcome: Option<String>,
+}
+
+/// One audit record as stored (sealed in `audit`, keyed by sequence number).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditStored {
+    pub entry: AuditEntry,
+    pub mac: [u8; 32],
+}
+
+/// How a key slot derives its key-encryption key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SlotKindStored {
+    /// Argon2id over a passphrase.
+    Passphrase {
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+    },
+    /// Keyed BLAKE3 of a 256-bit external key.
+    Key,
+    /// A random key wrapped by an app's key provider.
+    Provider { provider: String, blob: Vec<u8> },
+}
+
+/// Everything about a slot but its wrapped key; its encoding is the associated data of the wrap.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlotDesc {
+    pub label: String,
+    pub role: u8,
+    pub kind: SlotKindStored,
+    pub salt: [u8; 16],
+    pub created: Timestamp,
+}
+
+/// A key slot, stored in clear in `slots` (it must be read before unlock) and covered by the
+/// header MAC after unlock.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlotRecord {
+    pub desc: SlotDesc,
+    /// First 16 bytes of `BLAKE3-keyed(KEK, "tresor kek check")`: tells a wrong key (mismatch)
+    /// from a damaged slot (match, but the wrapped key does not authenticate).
+    pub check: [u8; 16],
+    /// The master key sealed under the slot's key-encryption key.
+    pub wrapped: Vec<u8>,
+}
+
+/// The plaintext of a secret backup blob.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BackupPayload {
+    pub record: SecretRecord,
+    pub versions: Vec<VersionRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::hex;
+
+    fn sample_version() -> VersionRecord {
+        VersionRecord {
+            id: [0xab; 16],
+            seq: 3,
+            props: StoredProps {
+                enabled: true,
+                not_before: None,
+                expires_on: Some(Timestamp::from_unix(1_800_000_000)),
+                content_type: Some("text/plain".into()),
+                tags: BTreeMap::from([("env".to_string(), "dev".to_string())]),
+                created: Timestamp::from_unix(1_700_000_000),
+                updated: Timestamp::from_unix(1_700_000_001),
+            },
+            value: Zeroizing::new(b"s3cr3t".to_vec()),
+            retired: None,
+        }
+    }
+
+    /// Golden bytes: a change here is a change of the file format and needs a new tag.
+    #[test]
+    fn golden_version_record() {
+        let bytes = encode(tag::VERSION, &sample_version(), 0);
+        assert_eq!(
+            hex(&bytes),
+            "41abababababababababababababababab0301000180c8ceb40d010a746578742f706c61696e0103656e760364657680c49fd50c82c49fd50c0673336372337400"
+        );
+        let back: VersionRecord = decode(tag::VERSION, &bytes).unwrap();
+        assert_eq!(back, sample_version());
+    }
+
+    #[test]
+    fn golden_header_and_settings() {
+        let h = Header {
+            vault_id: [1; 16],
+            created: Timestamp::from_unix(5),
+        };
+        // "TRESOR\0\0", format 1 (LE), tag 0x81, 16 bytes of vault id, created = 5 (zigzag 10).
+        assert_eq!(
+            hex(&encode_header(&h)),
+            "545245534f520000010081010101010101010101010101010101010a"
+        );
+        assert_eq!(decode_header(&encode_header(&h)).unwrap(), h);
+        let s = Settings {
+            retention_days: 90,
+            purge_protection: true,
+            max_versions: Some(10),
+        };
+        assert_eq!(hex(&encode(tag::SETTINGS, &s, 0)), "115a01010a");
+    }
+
+    #[test]
+    fn decode_rejects_wrong_tag_newer_layout_and_trailing_bytes() {
+        let bytes = encode(tag::VERSION, &sample_version(), 0);
+        assert!(matches!(decode::<VersionRecord>(tag::SECRET, &bytes), Err(Error::Corrupted(_))));
+        let mut newer = bytes.to_vec();
+        newer[0] = 0x42;
+        assert!(matches!(
+            decode::<VersionRecord>(tag::VERSION, &newer),
+            Err(Error::UnsupportedFormat { .. })
+        ));
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        assert!(decode::<VersionRecord>(tag::VERSION, &trailing).is_err());
+        assert!(decode::<VersionRecord>(tag::VERSION, &bytes[..bytes.len() - 1]).is_err());
+        assert!(decode::<VersionRecord>(tag::VERSION, &[]).is_err());
+    }
+}

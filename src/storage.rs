@@ -1,0 +1,99 @@
+//! The redb tables of a vault file, the keys derived from the master key, and sealing of
+//! records into rows.
+
+use redb::TableDefinition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crypto::{self, Key, Sealer};
+use crate::encoding::{self, TableId};
+use crate::error::{Error, Result};
+
+/// A 128-bit keyed hash of a case-folded secret name: the redb key of a secret.
+pub(crate) type NameHash = [u8; 16];
+
+/// `header` (clear), `settings` (sealed), `auth` (MAC), `audit_head` (sealed).
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Key slot id → clear slot record.
+pub(crate) const SLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("slots");
+/// Name hash → sealed secret record (with its current version).
+pub(crate) const SECRETS: TableDefinition<NameHash, &[u8]> = TableDefinition::new("secrets");
+/// (name hash, sequence) → sealed older version.
+pub(crate) const VERSIONS: TableDefinition<(NameHash, u64), &[u8]> = TableDefinition::new("versions");
+/// (name hash, version id) → sequence: finds a version by id in one lookup.
+pub(crate) const VERSION_IDS: TableDefinition<(NameHash, [u8; 16]), u64> =
+    TableDefinition::new("version_ids");
+/// Name hash → sealed soft-deleted secret record.
+pub(crate) const DELETED: TableDefinition<NameHash, &[u8]> = TableDefinition::new("deleted");
+/// (name hash, sequence) → sealed version pruned under purge protection, awaiting its purge date.
+pub(crate) const RETIRED: TableDefinition<(NameHash, u64), &[u8]> = TableDefinition::new("retired");
+/// Sequence → sealed audit record.
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+pub(crate) const META_HEADER: &str = "header";
+pub(crate) const META_SETTINGS: &str = "settings";
+pub(crate) const META_AUTH: &str = "auth";
+pub(crate) const META_AUDIT_HEAD: &str = "audit_head";
+
+/// The subkeys of one master key.
+pub(crate) struct Keys {
+    pub mk: Key,
+    data: Sealer,
+    name: Key,
+    pub audit: Key,
+    pub meta: Key,
+    pub backup: Sealer,
+}
+
+impl Keys {
+    pub(crate) fn new(mk: Key) -> Self {
+        let data = crypto::derive("tresor 2026 record encryption key v1", &mk);
+        let backup = crypto::derive("tresor 2026 backup encryption key v1", &mk);
+        Keys {
+            data: Sealer::new(&data),
+            name: crypto::derive("tresor 2026 name hash key v1", &mk),
+            audit: crypto::derive("tresor 2026 audit chain key v1", &mk),
+            meta: crypto::derive("tresor 2026 header mac key v1", &mk),
+            backup: Sealer::new(&backup),
+            mk,
+        }
+    }
+
+    /// The redb key of a (case-folded) name.
+    pub(crate) fn name_hash(&self, folded: &str) -> NameHash {
+        let full = crypto::mac(&self.name, &[folded.as_bytes()]);
+        let mut h = [0u8; 16];
+        h.copy_from_slice(&full[..16]);
+        h
+    }
+
+    /// Encodes and seals a record for the row `key` of `table`.
+    pub(crate) fn seal<T: Serialize>(
+        &self,
+        vault_id: &[u8; 16],
+        table: TableId,
+        key: &[u8],
+        tag: u8,
+        value: &T,
+        hint: usize,
+    ) -> Result<Vec<u8>> {
+        let plain = encoding::encode(tag, value, hint);
+        self.data.seal(&encoding::aad(vault_id, table, key), &plain)
+    }
+
+    /// Opens and decodes a record of the row `key` of `table`.
+    pub(crate) fn open<T: DeserializeOwned>(
+        &self,
+        vault_id: &[u8; 16],
+        table: TableId,
+        key: &[u8],
+        tag: u8,
+        sealed: &[u8],
+    ) -> Result<T> {
+        let plain = self
+            .data
+            .open(&encoding::aad(vault_id, table, key), sealed)
+            .ok_or_else(|| Error::corrupted("a record does not authenticate (altered, moved or damaged)"))?;
+        encoding::decode(tag, &plain)
+    }
+}

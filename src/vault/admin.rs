@@ -1,0 +1,546 @@
+//! Administration: key slots, settings, master key rotation, compaction, whole-vault copies,
+//! and reading and verifying the audit log.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use redb::{Builder, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use secrecy::SecretString;
+
+use super::{Inner, Vault, VaultSettings, append_audit, auth_mac, lock, read_head, read_settings, write_head};
+use crate::audit::{self, AuditRecord, Checkpoint, Operation};
+use crate::crypto;
+use crate::encoding::{self, AuditHead, AuditStored, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag};
+use crate::error::{Error, Result};
+use crate::secret::fold_name;
+use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
+use crate::storage::{self, AUDIT, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS};
+
+/// Progress of [`Vault::rotate_master_key`]: records re-encrypted so far, of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Records done.
+    pub done: u64,
+    /// Records in all.
+    pub total: u64,
+}
+
+/// Verifies the whole audit chain in `txn`; returns the number of records.
+fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Result<u64> {
+    let head = read_head(&txn.open_table(META)?, keys, vault_id)?;
+    let mut mac = audit::genesis(&keys.audit, vault_id);
+    let mut expected = 1u64;
+    for row in txn.open_table(AUDIT)?.iter()? {
+        let (k, v) = row?;
+        let seq = k.value();
+        if seq != expected {
+            return Err(Error::AuditBroken { seq: expected });
+        }
+        let stored: AuditStored = keys
+            .open(vault_id, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, v.value())
+            .map_err(|_| Error::AuditBroken { seq })?;
+        if stored.entry.seq != seq {
+            return Err(Error::AuditBroken { seq });
+        }
+        let next = audit::chain(&keys.audit, &mac, &encoding::encode(tag::AUDIT, &stored.entry, 64));
+        if !crypto::mac_eq(&next, &stored.mac) {
+            return Err(Error::AuditBroken { seq });
+        }
+        mac = next;
+        expected += 1;
+    }
+    let count = expected - 1;
+    if head.seq != count || !crypto::mac_eq(&head.mac, &mac) {
+        return Err(Error::AuditBroken { seq: count.min(head.seq) + 1 });
+    }
+    Ok(count)
+}
+
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<()> {
+    let src = from.open_table(def)?;
+    let mut dst = to.open_table(def)?;
+    for row in src.iter()? {
+        let (k, v) = row?;
+        dst.insert(k.value(), v.value())?;
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// The vault's settings (not audited: it holds no secret data).
+    pub fn settings(&self) -> Result<VaultSettings> {
+        let store = self.inner.store();
+        let txn = store.db.begin_read()?;
+        let s = read_settings(&txn.open_table(META)?, &store.keys, &self.inner.vault_id)?;
+        Ok(VaultSettings::from(&s))
+    }
+
+    /// Turns purge protection on. There is no way to turn it off again.
+    pub fn enable_purge_protection(&self) -> Result<()> {
+        self.write(Operation::SettingsUpdate, None, |cx| {
+            let mut s = cx.settings()?;
+            s.purge_protection = true;
+            cx.write_settings(&s)
+        })
+    }
+
+    /// Sets (or clears) the vault-wide version limit; applies from each secret's next write.
+    pub fn set_max_versions(&self, max: Option<u32>) -> Result<()> {
+        if max == Some(0) {
+            return Err(Error::invalid("max_versions is at least 1"));
+        }
+        self.write(Operation::SettingsUpdate, None, |cx| {
+            let mut s = cx.settings()?;
+            s.max_versions = max;
+            cx.write_settings(&s)
+        })
+    }
+
+    /// The key slots.
+    pub fn slots(&self) -> Result<Vec<SlotInfo>> {
+        self.read(Operation::SlotList, None, |cx| {
+            let mut out = Vec::new();
+            for row in cx.txn.open_table(SLOTS)?.iter()? {
+                let (id, bytes) = row?;
+                let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
+                out.push(slot::info(id.value(), &rec)?);
+            }
+            Ok((out, None))
+        })
+    }
+
+    /// Adds a key slot.
+    ///
+    /// ```
+    /// use tresor::{Credential, KdfParams, Options, Role, SlotSpec, Vault};
+    ///
+    /// let vault = Vault::create_in_memory(&Credential::generate_key()?, Options::new())?;
+    /// let ci = Credential::generate_key()?;
+    /// vault.add_slot(&SlotSpec::new(ci, "ci").role(Role::Reader))?;
+    /// assert_eq!(vault.slots()?.len(), 2);
+    /// # Ok::<(), tresor::Error>(())
+    /// ```
+    pub fn add_slot(&self, spec: &SlotSpec) -> Result<SlotInfo> {
+        self.write(Operation::SlotAdd, None, |cx| {
+            let id = {
+                let slots = cx.txn.open_table(SLOTS)?;
+                let last = slots.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+                last.checked_add(1).ok_or_else(|| Error::invalid("no slot ids left"))?
+            };
+            let (rec, _) = slot::new_slot(spec, cx.vault_id, id, &cx.keys.mk, cx.now)?;
+            let bytes = encoding::encode(tag::SLOT, &rec, 128);
+            cx.txn.open_table(SLOTS)?.insert(id, bytes.as_slice())?;
+            cx.write_auth()?;
+            slot::info(id, &rec)
+        })
+    }
+
+    /// Removes a key slot (never the last one).
+    pub fn remove_slot(&self, id: u32) -> Result<()> {
+        self.write(Operation::SlotRemove, None, |cx| {
+            {
+                let mut slots = cx.txn.open_table(SLOTS)?;
+                if slots.get(id)?.is_none() {
+                    return Err(Error::NotFound);
+                }
+                if slots.len()? <= 1 {
+                    return Err(Error::LastSlot);
+                }
+                slots.remove(id)?;
+            }
+            cx.write_auth()
+        })?;
+        let mut unlocked = lock(&self.inner.unlocked);
+        if unlocked.as_ref().is_some_and(|(s, _)| *s == id) {
+            *unlocked = None;
+        }
+        Ok(())
+    }
+
+    /// Changes the passphrase of a passphrase slot: the master key is re-wrapped, nothing else
+    /// is re-encrypted (O(1)).
+    pub fn change_passphrase(&self, id: u32, new: &SecretString, kdf: KdfParams) -> Result<()> {
+        let kek = self.write(Operation::PassphraseChange, None, |cx| {
+            let rec: SlotRecord = {
+                let slots = cx.txn.open_table(SLOTS)?;
+                let bytes = slots.get(id)?.ok_or(Error::NotFound)?;
+                encoding::decode(tag::SLOT, bytes.value())?
+            };
+            let (rec, kek) = slot::with_new_passphrase(&rec, new, kdf, cx.vault_id, id, &cx.keys.mk)?;
+            let bytes = encoding::encode(tag::SLOT, &rec, 128);
+            cx.txn.open_table(SLOTS)?.insert(id, bytes.as_slice())?;
+            cx.write_auth()?;
+            Ok(kek)
+        })?;
+        let mut unlocked = lock(&self.inner.unlocked);
+        if unlocked.as_ref().is_some_and(|(s, _)| *s == id) {
+            *unlocked = Some((id, kek));
+        }
+        Ok(())
+    }
+
+    /// Re-encrypts every record under a new master key and re-wraps every key slot, in one
+    /// transaction: a crash in the middle leaves the old vault intact.
+    ///
+    /// Re-wrapping a slot needs its key-encryption key: the slot that unlocked this handle is
+    /// known; pass the credentials of every other slot in `credentials` (otherwise
+    /// [`Error::MissingCredential`]). Names are re-hashed and the audit chain is re-keyed (after
+    /// verifying it), so checkpoints and secret backups taken before the rotation no longer match.
+    /// `progress` is called as records are re-encrypted.
+    pub fn rotate_master_key(&self, credentials: &[Credential], mut progress: impl FnMut(Progress)) -> Result<()> {
+        self.authorize(Operation::KeyRotate, None)?;
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::Poisoned);
+        }
+        let result = rotate(&self.inner, &self.actor, credentials, &mut progress);
+        if let Err(e) = &result
+            && !matches!(e, Error::Poisoned)
+        {
+            self.inner.note(
+                self.inner.entry(&self.actor, Operation::KeyRotate, None, None, Some(e)),
+                true,
+            )?;
+        }
+        result
+    }
+
+    /// Compacts the file so that the space of purged and overwritten records is released (and
+    /// their bytes leave the file). Waits for other operations on this vault to finish.
+    pub fn compact(&self) -> Result<bool> {
+        self.authorize(Operation::Compact, None)?;
+        self.flush()?;
+        let done = {
+            let mut store = self.inner.store_mut();
+            store.db.compact()?
+        };
+        self.inner
+            .note(self.inner.entry(&self.actor, Operation::Compact, None, None, None), true)?;
+        self.flush()?;
+        Ok(done)
+    }
+
+    /// Writes a consistent copy of the whole vault to `path` (which must not exist) while it
+    /// stays open. The copy opens with the same credentials.
+    pub fn backup_to(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.authorize(Operation::VaultBackup, None)?;
+        self.flush()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path.as_ref())?;
+        let result = (|| {
+            let store = self.inner.store();
+            let from = store.db.begin_read()?;
+            let copy = Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?;
+            let to = copy.begin_write()?;
+            copy_table(&from, &to, META)?;
+            copy_table(&from, &to, SLOTS)?;
+            copy_table(&from, &to, SECRETS)?;
+            copy_table(&from, &to, VERSIONS)?;
+            copy_table(&from, &to, VERSION_IDS)?;
+            copy_table(&from, &to, DELETED)?;
+            copy_table(&from, &to, RETIRED)?;
+            copy_table(&from, &to, AUDIT)?;
+            to.commit()?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(path.as_ref());
+        }
+        let err = result.as_ref().err();
+        self.inner
+            .note(self.inner.entry(&self.actor, Operation::VaultBackup, None, None, err), true)?;
+        result
+    }
+
+    /// Up to `limit` audit records after sequence number `after` (0 for the first), oldest
+    /// first. Buffered records are committed first.
+    pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.authorize(Operation::AuditRead, None)?;
+        self.flush()?;
+        self.read(Operation::AuditRead, None, |cx| {
+            let mut out = Vec::new();
+            let table = cx.txn.open_table(AUDIT)?;
+            for row in table.range(after.saturating_add(1)..)?.take(limit) {
+                let (k, v) = row?;
+                let seq = k.value();
+                let stored: AuditStored = cx.keys.open(cx.vault_id, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, v.value())?;
+                out.push(AuditRecord::from_entry(stored.entry)?);
+            }
+            Ok((out, None))
+        })
+    }
+
+    /// The sequence number of the last committed audit record (buffered records first committed).
+    pub fn audit_len(&self) -> Result<u64> {
+        Ok(self.checkpoint()?.seq())
+    }
+
+    /// Verifies the whole audit chain: every record authenticates, sequence numbers run without
+    /// gaps, every MAC chains to the previous one, and the last matches the head kept in the
+    /// metadata. Returns the number of records; a broken chain is [`Error::AuditBroken`].
+    pub fn verify_audit(&self) -> Result<u64> {
+        self.authorize(Operation::AuditVerify, None)?;
+        self.flush()?;
+        self.read(Operation::AuditVerify, None, |cx| {
+            Ok((verify_chain(&cx.txn, cx.keys, cx.vault_id)?, None))
+        })
+    }
+
+    /// The head of the audit chain as a [`Checkpoint`]: keep it outside the vault and pass it to
+    /// [`Options::expect_checkpoint`](crate::Options::expect_checkpoint) to detect a rolled-back file.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        self.authorize(Operation::AuditCheckpoint, None)?;
+        self.flush()?;
+        self.read(Operation::AuditCheckpoint, None, |cx| {
+            let head = read_head(&cx.txn.open_table(META)?, cx.keys, cx.vault_id)?;
+            Ok((Checkpoint::new(head.seq, &head.mac), None))
+        })
+    }
+
+    /// A full check: redb's page checksums, every record's authentication and place, and the
+    /// audit chain. Returns the number of records checked.
+    pub fn check_integrity(&self) -> Result<u64> {
+        self.authorize(Operation::AuditVerify, None)?;
+        self.flush()?;
+        {
+            let mut store = self.inner.store_mut();
+            if !store.db.check_integrity()? {
+                return Err(Error::corrupted("the storage engine's integrity check failed"));
+            }
+        }
+        self.verify_records()
+    }
+
+    /// Opens every record of every table: returns how many; any failure is an error.
+    pub(crate) fn verify_records(&self) -> Result<u64> {
+        let store = self.inner.store();
+        let keys = &store.keys;
+        let vid = &self.inner.vault_id;
+        let txn = store.db.begin_read()?;
+        let mut n = 0u64;
+        let mut live = HashMap::new();
+        for (def, which) in [(SECRETS, TableId::Secrets), (DELETED, TableId::Deleted)] {
+            for row in txn.open_table(def)?.iter()? {
+                let (k, v) = row?;
+                let hash = k.value();
+                let rec: SecretRecord = keys.open(vid, which, &hash, tag::SECRET, v.value())?;
+                if keys.name_hash(&fold_name(&rec.name)) != hash {
+                    return Err(Error::corrupted("a secret record is stored under another name"));
+                }
+                if live.insert(hash, rec.current.seq).is_some() {
+                    return Err(Error::corrupted("a secret is both live and deleted"));
+                }
+                n += 1;
+            }
+        }
+        for (def, which) in [(VERSIONS, TableId::Versions), (RETIRED, TableId::Retired)] {
+            for row in txn.open_table(def)?.iter()? {
+                let (k, v) = row?;
+                let (hash, seq) = k.value();
+                let ver: VersionRecord = keys.open(vid, which, &seq_key(&hash, seq), tag::VERSION, v.value())?;
+                if ver.seq != seq || !live.contains_key(&hash) {
+                    return Err(Error::corrupted("an orphaned or misplaced version record"));
+                }
+                n += 1;
+            }
+        }
+        for row in txn.open_table(VERSION_IDS)?.iter()? {
+            let (k, _) = row?;
+            if !live.contains_key(&k.value().0) {
+                return Err(Error::corrupted("an orphaned version index entry"));
+            }
+            n += 1;
+        }
+        n += verify_chain(&txn, keys, vid)?;
+        Ok(n)
+    }
+}
+
+/// Rows of one table, taken out for re-encryption.
+type Rows<K> = Vec<(K, Vec<u8>)>;
+
+fn take_rows<K>(txn: &WriteTransaction, def: TableDefinition<K, &'static [u8]>) -> Result<Rows<K>>
+where
+    K: redb::Key + 'static + for<'a> redb::Value<SelfType<'a> = K>,
+{
+    let mut rows = Vec::new();
+    {
+        let table = txn.open_table(def)?;
+        for row in table.iter()? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+    }
+    txn.delete_table(def)?;
+    txn.open_table(def)?;
+    Ok(rows)
+}
+
+fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    let mut store = inner.store_mut();
+    let vid = inner.vault_id;
+    let txn = store.db.begin_write()?;
+    let old = &store.keys;
+
+    // Every slot's key-encryption key, checked against the current master key.
+    let mut slots: Vec<(u32, SlotRecord, crypto::Key)> = Vec::new();
+    {
+        let unlocked = lock(&inner.unlocked);
+        for row in txn.open_table(SLOTS)?.iter()? {
+            let (id, bytes) = row?;
+            let id = id.value();
+            let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
+            let mut kek = unlocked.as_ref().filter(|(s, _)| *s == id).map(|(_, k)| k.clone());
+            if kek.is_none() {
+                for c in credentials {
+                    if let Some(k) = slot::kek_for(c, &rec.desc)?
+                        && let Unwrapped::Key(mk) = slot::unwrap(&rec, &vid, id, &k)
+                        && crypto::mac_eq(mk.as_ref(), old.mk.as_ref())
+                    {
+                        kek = Some(k);
+                        break;
+                    }
+                }
+            }
+            let Some(kek) = kek else {
+                return Err(Error::MissingCredential {
+                    slot: id,
+                    label: rec.desc.label.clone(),
+                });
+            };
+            slots.push((id, rec, kek));
+        }
+    }
+
+    let new = Keys::new(crypto::random_key()?);
+    let settings = read_settings(&txn.open_table(META)?, old, &vid)?;
+
+    let secrets = take_rows(&txn, SECRETS)?;
+    let deleted = take_rows(&txn, DELETED)?;
+    let versions = take_rows(&txn, VERSIONS)?;
+    let retired = take_rows(&txn, RETIRED)?;
+    let audit_rows = take_rows(&txn, AUDIT)?;
+    let ids: Vec<((NameHash, [u8; 16]), u64)> = {
+        let mut rows = Vec::new();
+        for row in txn.open_table(VERSION_IDS)?.iter()? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value()));
+        }
+        txn.delete_table(VERSION_IDS)?;
+        txn.open_table(VERSION_IDS)?;
+        rows
+    };
+    let total = (secrets.len() + deleted.len() + versions.len() + retired.len() + audit_rows.len() + ids.len()) as u64;
+    let mut done = 0u64;
+    let mut tick = |progress: &mut dyn FnMut(Progress)| {
+        done += 1;
+        if done % 256 == 0 || done == total {
+            progress(Progress { done, total });
+        }
+    };
+
+    let mut rehash: HashMap<NameHash, NameHash> = HashMap::new();
+    for (def, which, rows) in [(SECRETS, TableId::Secrets, secrets), (DELETED, TableId::Deleted, deleted)] {
+        let mut table = txn.open_table(def)?;
+        for (hash, bytes) in rows {
+            let rec: SecretRecord = old.open(&vid, which, &hash, tag::SECRET, &bytes)?;
+            let h2 = new.name_hash(&fold_name(&rec.name));
+            rehash.insert(hash, h2);
+            let sealed = new.seal(&vid, which, &h2, tag::SECRET, &rec, rec.current.value.len() + 256)?;
+            table.insert(h2, sealed.as_slice())?;
+            tick(progress);
+        }
+    }
+    let moved = |h: &NameHash| rehash.get(h).copied().ok_or_else(|| Error::corrupted("a version record has no secret"));
+    for (def, which, rows) in [(VERSIONS, TableId::Versions, versions), (RETIRED, TableId::Retired, retired)] {
+        let mut table = txn.open_table(def)?;
+        for ((hash, seq), bytes) in rows {
+            let v: VersionRecord = old.open(&vid, which, &seq_key(&hash, seq), tag::VERSION, &bytes)?;
+            let h2 = moved(&hash)?;
+            let sealed = new.seal(&vid, which, &seq_key(&h2, seq), tag::VERSION, &v, v.value.len() + 256)?;
+            table.insert((h2, seq), sealed.as_slice())?;
+            tick(progress);
+        }
+    }
+    {
+        let mut table = txn.open_table(VERSION_IDS)?;
+        for ((hash, id), seq) in ids {
+            table.insert((moved(&hash)?, id), seq)?;
+            tick(progress);
+        }
+    }
+
+    // The audit chain: verified under the old key, re-chained under the new one.
+    let mut old_mac = audit::genesis(&old.audit, &vid);
+    let mut head = AuditHead {
+        seq: 0,
+        mac: audit::genesis(&new.audit, &vid),
+    };
+    {
+        let mut table = txn.open_table(AUDIT)?;
+        for (seq, bytes) in audit_rows {
+            let stored: AuditStored = old
+                .open(&vid, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, &bytes)
+                .map_err(|_| Error::AuditBroken { seq })?;
+            let encoded = encoding::encode(tag::AUDIT, &stored.entry, 64);
+            let check = audit::chain(&old.audit, &old_mac, &encoded);
+            if seq != head.seq + 1 || stored.entry.seq != seq || !crypto::mac_eq(&check, &stored.mac) {
+                return Err(Error::AuditBroken { seq });
+            }
+            old_mac = check;
+            let mac = audit::chain(&new.audit, &head.mac, &encoded);
+            let restored = AuditStored { entry: stored.entry, mac };
+            let sealed = new.seal(&vid, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, &restored, 128)?;
+            table.insert(seq, sealed.as_slice())?;
+            head = AuditHead { seq, mac };
+            tick(progress);
+        }
+    }
+    let old_head = read_head(&txn.open_table(META)?, old, &vid)?;
+    if old_head.seq != head.seq || !crypto::mac_eq(&old_head.mac, &old_mac) {
+        return Err(Error::AuditBroken { seq: head.seq + 1 });
+    }
+
+    // Slots re-wrapped, settings re-sealed, header MAC recomputed.
+    {
+        let mut table = txn.open_table(SLOTS)?;
+        for (id, rec, kek) in &slots {
+            let rec = slot::wrap(rec.desc.clone(), &vid, *id, kek, &new.mk)?;
+            table.insert(*id, encoding::encode(tag::SLOT, &rec, 128).as_slice())?;
+        }
+    }
+    {
+        let mut meta = txn.open_table(META)?;
+        let sealed = new.seal(&vid, TableId::Meta, storage::META_SETTINGS.as_bytes(), tag::SETTINGS, &settings, 16)?;
+        meta.insert(storage::META_SETTINGS, sealed.as_slice())?;
+    }
+    {
+        let mac = auth_mac(&txn.open_table(META)?, &txn.open_table(SLOTS)?, &new, &settings)?;
+        txn.open_table(META)?.insert(storage::META_AUTH, mac.as_slice())?;
+    }
+    write_head(&txn, &new, &vid, &head)?;
+
+    let mut entries = std::mem::take(&mut *lock(&inner.pending));
+    entries.push(inner.entry(actor, Operation::KeyRotate, None, None, None));
+    let mut head_guard = lock(&inner.head);
+    let committed = append_audit(&txn, &new, &vid, head, entries).and_then(|h| txn.commit().map(|()| h).map_err(Error::from));
+    match committed {
+        Ok(h) => {
+            *head_guard = h;
+            store.keys = new;
+            Ok(())
+        }
+        Err(e) => {
+            inner.poisoned.store(true, Ordering::SeqCst);
+            Err(e)
+        }
+    }
+}
