@@ -18,24 +18,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v1 = vault.set_with(
         "db-password",
         "hunter2",
-        &SetOptions::new().content_type("text/plain").tag("env", "dev"),
+        &SetOptions::new()
+            .content_type("text/plain")
+            .tag("env", "dev"),
     )?;
     let v2 = vault.set("db-password", "correct horse battery staple")?;
-    println!("set db-password: versions {} and {}", v1.version, v2.version);
+    println!(
+        "set db-password: versions {} and {}",
+        v1.version, v2.version
+    );
 
     for p in vault.list_versions("db-password")? {
-        println!("  version {} (#{}) created {}", p.version, p.sequence, p.created.unix());
+        println!(
+            "  version {} (#{}) created {}",
+            p.version,
+            p.sequence,
+            p.created.unix()
+        );
     }
     let current = vault.get("db-password")?;
-    println!("current value has {} bytes (not printed)", current.expose().len());
+    println!(
+        "current value has {} bytes (not printed)",
+        current.expose().len()
+    );
     let old = vault.get_version("db-password", &v1.version)?;
     assert_eq!(old.expose(), b"hunter2");
 
-    vault.update_properties("db-password", Some(&v1.version), &PropertiesUpdate::new().enabled(false))?;
+    vault.update_properties(
+        "db-password",
+        Some(&v1.version),
+        &PropertiesUpdate::new().enabled(false),
+    )?;
     let deleted = vault.delete("db-password")?;
-    println!("deleted; scheduled purge at {}", deleted.scheduled_purge.unix());
+    println!(
+        "deleted; scheduled purge at {}",
+        deleted.scheduled_purge.unix()
+    );
     vault.recover("db-password")?;
-    println!("recovered: {} versions", vault.list_versions("db-password")?.len());
+    println!(
+        "recovered: {} versions",
+        vault.list_versions("db-password")?.len()
+    );
 
     let records = vault.verify_audit()?;
     let checkpoint = vault.checkpoint()?;
@@ -53,8 +76,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = std::time::Instant::now();
     let vault = Vault::open(&path, &key, Options::new().expect_checkpoint(checkpoint))?;
-    println!("reopened with the key file credential in {:?}", started.elapsed());
-    assert_eq!(vault.get("db-password")?.expose(), b"correct horse battery staple");
+    println!(
+        "reopened with the key file credential in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        vault.get("db-password")?.expose(),
+        b"correct horse battery staple"
+    );
     vault.verify_audit()?;
     drop(vault);
 

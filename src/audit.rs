@@ -225,7 +225,10 @@ impl fmt::Debug for Checkpoint {
 impl FromStr for Checkpoint {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let rest = s.trim().strip_prefix("tresor-cp1-").ok_or(Error::InvalidCheckpoint)?;
+        let rest = s
+            .trim()
+            .strip_prefix("tresor-cp1-")
+            .ok_or(Error::InvalidCheckpoint)?;
         let (seq, mac) = rest.split_once('-').ok_or(Error::InvalidCheckpoint)?;
         if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Error::InvalidCheckpoint);

@@ -26,12 +26,18 @@ impl Timestamp {
 
     /// This time plus `d` (saturating).
     pub fn add(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// This time minus `d` (saturating).
     pub fn sub(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
     }
 }
 

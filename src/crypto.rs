@@ -69,7 +69,13 @@ impl Sealer {
         let nonce: [u8; NONCE_LEN] = random()?;
         let ct = self
             .0
-            .encrypt(&nonce.into(), Payload { msg: plaintext, aad })
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| Error::corrupted("encryption failed"))?;
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);

@@ -312,7 +312,10 @@ mod tests {
     #[test]
     fn decode_rejects_wrong_tag_newer_layout_and_trailing_bytes() {
         let bytes = encode(tag::VERSION, &sample_version(), 0);
-        assert!(matches!(decode::<VersionRecord>(tag::SECRET, &bytes), Err(Error::Corrupted(_))));
+        assert!(matches!(
+            decode::<VersionRecord>(tag::SECRET, &bytes),
+            Err(Error::Corrupted(_))
+        ));
         let mut newer = bytes.to_vec();
         newer[0] = 0x42;
         assert!(matches!(

@@ -172,7 +172,9 @@ impl From<redb::Error> for Error {
                 len: n,
                 max: crate::secret::MAX_VALUE_LIMIT,
             },
-            redb::Error::UpgradeRequired(_) => Error::corrupted("not a vault of a known storage format"),
+            redb::Error::UpgradeRequired(_) => {
+                Error::corrupted("not a vault of a known storage format")
+            }
             redb::Error::TableDoesNotExist(t) => Error::Corrupted(format!("table {t} is missing")),
             other => Error::Corrupted(format!("storage: {other}")),
         }

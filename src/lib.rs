@@ -44,11 +44,19 @@ pub use audit::{AuditLevel, AuditRecord, Checkpoint, Operation};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, Result};
 pub use secret::{
-    DEFAULT_VALUE_LIMIT, DeletedSecret, Expect, GetOptions, MAX_CONTENT_TYPE_LEN, MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS,
-    MAX_VALUE_LIMIT, Page, PropertiesUpdate, Secret, SecretProperties, SetOptions, VersionId, validate_name,
+    DEFAULT_VALUE_LIMIT, DeletedSecret, Expect, GetOptions, MAX_CONTENT_TYPE_LEN, MAX_NAME_LEN,
+    MAX_TAG_LEN, MAX_TAGS, MAX_VALUE_LIMIT, Page, PropertiesUpdate, Secret, SecretProperties,
+    SetOptions, VersionId, validate_name,
 };
-pub use slot::{Credential, KdfParams, KeyProvider, ProviderError, Role, SlotInfo, SlotKind, SlotSpec};
+pub use slot::{
+    Credential, KdfParams, KeyProvider, ProviderError, Role, SlotInfo, SlotKind, SlotSpec,
+};
 pub use vault::{Options, Progress, SYSTEM_ACTOR, Vault, VaultSettings};
+
+/// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// The redb version this build stores vaults with (for [`Vault::create_with_backend`]).
 pub use redb;

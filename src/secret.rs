@@ -39,7 +39,9 @@ pub fn validate_name(name: &str) -> Result<()> {
         return Err(Error::InvalidName("a name has at most 127 characters"));
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(Error::InvalidName("a name may hold only 0-9, a-z, A-Z and '-'"));
+        return Err(Error::InvalidName(
+            "a name may hold only 0-9, a-z, A-Z and '-'",
+        ));
     }
     Ok(())
 }
@@ -82,7 +84,9 @@ impl FromStr for VersionId {
 
     /// Parses 32 hexadecimal characters (either case).
     fn from_str(s: &str) -> Result<Self> {
-        crypto::unhex::<16>(s).map(VersionId).ok_or(Error::InvalidVersion)
+        crypto::unhex::<16>(s)
+            .map(VersionId)
+            .ok_or(Error::InvalidVersion)
     }
 }
 
@@ -310,7 +314,9 @@ pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
             return Err(Error::invalid("a tag name may not be empty"));
         }
         if k.chars().count() > MAX_TAG_LEN || v.chars().count() > MAX_TAG_LEN {
-            return Err(Error::invalid("tag names and values have at most 512 characters"));
+            return Err(Error::invalid(
+                "tag names and values have at most 512 characters",
+            ));
         }
     }
     Ok(())

@@ -142,7 +142,10 @@ impl KdfParams {
 
     fn check_minimum(&self) -> Result<()> {
         let m = Self::MINIMUM;
-        if self.memory_kib < m.memory_kib || self.iterations < m.iterations || self.parallelism < m.parallelism {
+        if self.memory_kib < m.memory_kib
+            || self.iterations < m.iterations
+            || self.parallelism < m.parallelism
+        {
             return Err(Error::invalid(
                 "Argon2id parameters below the minimum (19 MiB, t=2, p=1)",
             ));
@@ -387,8 +390,13 @@ fn wrap_aad(vault_id: &[u8; 16], slot_id: u32, desc: &SlotDesc) -> Vec<u8> {
 
 fn argon2_kek(pass: &SecretString, params: KdfParams, salt: &[u8; 16]) -> Result<Key> {
     params.check_cap()?;
-    let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
-        .map_err(|_| Error::invalid("invalid Argon2id parameters"))?;
+    let p = argon2::Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(32),
+    )
+    .map_err(|_| Error::invalid("invalid Argon2id parameters"))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut kek = Zeroizing::new([0u8; 32]);
     a.hash_password_into(pass.expose_secret().as_bytes(), salt, kek.as_mut())
@@ -418,12 +426,16 @@ pub(crate) fn kek_for(cred: &Credential, desc: &SlotDesc) -> Result<Option<Key>>
                 parallelism: *parallelism,
             };
             if params.check_cap().is_err() {
-                return Err(Error::corrupted("key slot asks for Argon2id parameters above the cap"));
+                return Err(Error::corrupted(
+                    "key slot asks for Argon2id parameters above the cap",
+                ));
             }
             Some(argon2_kek(p, params, &desc.salt)?)
         }
         (Credential::Key(k), SlotKindStored::Key) => Some(key_kek(k.expose_secret(), &desc.salt)),
-        (Credential::Provider(p), SlotKindStored::Provider { provider, blob }) if p.id() == provider => {
+        (Credential::Provider(p), SlotKindStored::Provider { provider, blob })
+            if p.id() == provider =>
+        {
             let kek = p.unwrap(blob).map_err(|e| Error::Provider(e.to_string()))?;
             if kek.len() != 32 {
                 return Ok(None);
@@ -463,7 +475,9 @@ pub(crate) fn new_slot(
         Credential::Key(k) => (SlotKindStored::Key, key_kek(k.expose_secret(), &salt)),
         Credential::Provider(p) => {
             let kek = crypto::random_key()?;
-            let blob = p.wrap(kek.as_ref()).map_err(|e| Error::Provider(e.to_string()))?;
+            let blob = p
+                .wrap(kek.as_ref())
+                .map_err(|e| Error::Provider(e.to_string()))?;
             (
                 SlotKindStored::Provider {
                     provider: p.id().to_string(),
@@ -492,7 +506,13 @@ fn kek_check(kek: &Key) -> [u8; 16] {
 }
 
 /// Seals `mk` under `kek` for the slot described by `desc`.
-pub(crate) fn wrap(desc: SlotDesc, vault_id: &[u8; 16], slot_id: u32, kek: &Key, mk: &Key) -> Result<SlotRecord> {
+pub(crate) fn wrap(
+    desc: SlotDesc,
+    vault_id: &[u8; 16],
+    slot_id: u32,
+    kek: &Key,
+    mk: &Key,
+) -> Result<SlotRecord> {
     let wrapped = Sealer::new(kek).seal(&wrap_aad(vault_id, slot_id, &desc), mk.as_ref())?;
     Ok(SlotRecord {
         desc,

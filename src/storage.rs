@@ -19,7 +19,8 @@ pub(crate) const SLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("slot
 /// Name hash → sealed secret record (with its current version).
 pub(crate) const SECRETS: TableDefinition<NameHash, &[u8]> = TableDefinition::new("secrets");
 /// (name hash, sequence) → sealed older version.
-pub(crate) const VERSIONS: TableDefinition<(NameHash, u64), &[u8]> = TableDefinition::new("versions");
+pub(crate) const VERSIONS: TableDefinition<(NameHash, u64), &[u8]> =
+    TableDefinition::new("versions");
 /// (name hash, version id) → sequence: finds a version by id in one lookup.
 pub(crate) const VERSION_IDS: TableDefinition<(NameHash, [u8; 16]), u64> =
     TableDefinition::new("version_ids");
@@ -93,7 +94,9 @@ impl Keys {
         let plain = self
             .data
             .open(&encoding::aad(vault_id, table, key), sealed)
-            .ok_or_else(|| Error::corrupted("a record does not authenticate (altered, moved or damaged)"))?;
+            .ok_or_else(|| {
+                Error::corrupted("a record does not authenticate (altered, moved or damaged)")
+            })?;
         encoding::decode(tag, &plain)
     }
 }

@@ -5,17 +5,26 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use redb::{Builder, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    Builder, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
 use secrecy::SecretString;
 
-use super::{Inner, Vault, VaultSettings, append_audit, auth_mac, lock, read_head, read_settings, write_head};
+use super::{
+    Inner, Vault, VaultSettings, append_audit, auth_mac, lock, read_head, read_settings, write_head,
+};
 use crate::audit::{self, AuditRecord, Checkpoint, Operation};
 use crate::crypto;
-use crate::encoding::{self, AuditHead, AuditStored, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag};
+use crate::encoding::{
+    self, AuditHead, AuditStored, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
+};
 use crate::error::{Error, Result};
 use crate::secret::fold_name;
 use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
-use crate::storage::{self, AUDIT, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS};
+use crate::storage::{
+    self, AUDIT, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS,
+};
 
 /// Progress of [`Vault::rotate_master_key`]: records re-encrypted so far, of `total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,12 +48,22 @@ fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Resu
             return Err(Error::AuditBroken { seq: expected });
         }
         let stored: AuditStored = keys
-            .open(vault_id, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, v.value())
+            .open(
+                vault_id,
+                TableId::Audit,
+                &seq.to_be_bytes(),
+                tag::AUDIT,
+                v.value(),
+            )
             .map_err(|_| Error::AuditBroken { seq })?;
         if stored.entry.seq != seq {
             return Err(Error::AuditBroken { seq });
         }
-        let next = audit::chain(&keys.audit, &mac, &encoding::encode(tag::AUDIT, &stored.entry, 64));
+        let next = audit::chain(
+            &keys.audit,
+            &mac,
+            &encoding::encode(tag::AUDIT, &stored.entry, 64),
+        );
         if !crypto::mac_eq(&next, &stored.mac) {
             return Err(Error::AuditBroken { seq });
         }
@@ -53,7 +72,9 @@ fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Resu
     }
     let count = expected - 1;
     if head.seq != count || !crypto::mac_eq(&head.mac, &mac) {
-        return Err(Error::AuditBroken { seq: count.min(head.seq) + 1 });
+        return Err(Error::AuditBroken {
+            seq: count.min(head.seq) + 1,
+        });
     }
     Ok(count)
 }
@@ -131,7 +152,8 @@ impl Vault {
             let id = {
                 let slots = cx.txn.open_table(SLOTS)?;
                 let last = slots.last()?.map(|(k, _)| k.value()).unwrap_or(0);
-                last.checked_add(1).ok_or_else(|| Error::invalid("no slot ids left"))?
+                last.checked_add(1)
+                    .ok_or_else(|| Error::invalid("no slot ids left"))?
             };
             let (rec, _) = slot::new_slot(spec, cx.vault_id, id, &cx.keys.mk, cx.now)?;
             let bytes = encoding::encode(tag::SLOT, &rec, 128);
@@ -172,7 +194,8 @@ impl Vault {
                 let bytes = slots.get(id)?.ok_or(Error::NotFound)?;
                 encoding::decode(tag::SLOT, bytes.value())?
             };
-            let (rec, kek) = slot::with_new_passphrase(&rec, new, kdf, cx.vault_id, id, &cx.keys.mk)?;
+            let (rec, kek) =
+                slot::with_new_passphrase(&rec, new, kdf, cx.vault_id, id, &cx.keys.mk)?;
             let bytes = encoding::encode(tag::SLOT, &rec, 128);
             cx.txn.open_table(SLOTS)?.insert(id, bytes.as_slice())?;
             cx.write_auth()?;
@@ -193,7 +216,11 @@ impl Vault {
     /// [`Error::MissingCredential`]). Names are re-hashed and the audit chain is re-keyed (after
     /// verifying it), so checkpoints and secret backups taken before the rotation no longer match.
     /// `progress` is called as records are re-encrypted.
-    pub fn rotate_master_key(&self, credentials: &[Credential], mut progress: impl FnMut(Progress)) -> Result<()> {
+    pub fn rotate_master_key(
+        &self,
+        credentials: &[Credential],
+        mut progress: impl FnMut(Progress),
+    ) -> Result<()> {
         self.authorize(Operation::KeyRotate, None)?;
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
@@ -203,7 +230,8 @@ impl Vault {
             && !matches!(e, Error::Poisoned)
         {
             self.inner.note(
-                self.inner.entry(&self.actor, Operation::KeyRotate, None, None, Some(e)),
+                self.inner
+                    .entry(&self.actor, Operation::KeyRotate, None, None, Some(e)),
                 true,
             )?;
         }
@@ -219,8 +247,11 @@ impl Vault {
             let mut store = self.inner.store_mut();
             store.db.compact()?
         };
-        self.inner
-            .note(self.inner.entry(&self.actor, Operation::Compact, None, None, None), true)?;
+        self.inner.note(
+            self.inner
+                .entry(&self.actor, Operation::Compact, None, None, None),
+            true,
+        )?;
         self.flush()?;
         Ok(done)
     }
@@ -238,7 +269,8 @@ impl Vault {
         let result = (|| {
             let store = self.inner.store();
             let from = store.db.begin_read()?;
-            let copy = Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?;
+            let copy =
+                Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?;
             let to = copy.begin_write()?;
             copy_table(&from, &to, META)?;
             copy_table(&from, &to, SLOTS)?;
@@ -255,8 +287,11 @@ impl Vault {
             let _ = std::fs::remove_file(path.as_ref());
         }
         let err = result.as_ref().err();
-        self.inner
-            .note(self.inner.entry(&self.actor, Operation::VaultBackup, None, None, err), true)?;
+        self.inner.note(
+            self.inner
+                .entry(&self.actor, Operation::VaultBackup, None, None, err),
+            true,
+        )?;
         result
     }
 
@@ -271,7 +306,13 @@ impl Vault {
             for row in table.range(after.saturating_add(1)..)?.take(limit) {
                 let (k, v) = row?;
                 let seq = k.value();
-                let stored: AuditStored = cx.keys.open(cx.vault_id, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, v.value())?;
+                let stored: AuditStored = cx.keys.open(
+                    cx.vault_id,
+                    TableId::Audit,
+                    &seq.to_be_bytes(),
+                    tag::AUDIT,
+                    v.value(),
+                )?;
                 out.push(AuditRecord::from_entry(stored.entry)?);
             }
             Ok((out, None))
@@ -313,7 +354,9 @@ impl Vault {
         {
             let mut store = self.inner.store_mut();
             if !store.db.check_integrity()? {
-                return Err(Error::corrupted("the storage engine's integrity check failed"));
+                return Err(Error::corrupted(
+                    "the storage engine's integrity check failed",
+                ));
             }
         }
         self.verify_records()
@@ -333,7 +376,9 @@ impl Vault {
                 let hash = k.value();
                 let rec: SecretRecord = keys.open(vid, which, &hash, tag::SECRET, v.value())?;
                 if keys.name_hash(&fold_name(&rec.name)) != hash {
-                    return Err(Error::corrupted("a secret record is stored under another name"));
+                    return Err(Error::corrupted(
+                        "a secret record is stored under another name",
+                    ));
                 }
                 if live.insert(hash, rec.current.seq).is_some() {
                     return Err(Error::corrupted("a secret is both live and deleted"));
@@ -345,7 +390,8 @@ impl Vault {
             for row in txn.open_table(def)?.iter()? {
                 let (k, v) = row?;
                 let (hash, seq) = k.value();
-                let ver: VersionRecord = keys.open(vid, which, &seq_key(&hash, seq), tag::VERSION, v.value())?;
+                let ver: VersionRecord =
+                    keys.open(vid, which, &seq_key(&hash, seq), tag::VERSION, v.value())?;
                 if ver.seq != seq || !live.contains_key(&hash) {
                     return Err(Error::corrupted("an orphaned or misplaced version record"));
                 }
@@ -384,7 +430,12 @@ where
     Ok(rows)
 }
 
-fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut dyn FnMut(Progress)) -> Result<()> {
+fn rotate(
+    inner: &Inner,
+    actor: &str,
+    credentials: &[Credential],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
     let mut store = inner.store_mut();
     let vid = inner.vault_id;
     let txn = store.db.begin_write()?;
@@ -398,7 +449,10 @@ fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut
             let (id, bytes) = row?;
             let id = id.value();
             let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
-            let mut kek = unlocked.as_ref().filter(|(s, _)| *s == id).map(|(_, k)| k.clone());
+            let mut kek = unlocked
+                .as_ref()
+                .filter(|(s, _)| *s == id)
+                .map(|(_, k)| k.clone());
             if kek.is_none() {
                 for c in credentials {
                     if let Some(k) = slot::kek_for(c, &rec.desc)?
@@ -438,7 +492,12 @@ fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut
         txn.open_table(VERSION_IDS)?;
         rows
     };
-    let total = (secrets.len() + deleted.len() + versions.len() + retired.len() + audit_rows.len() + ids.len()) as u64;
+    let total = (secrets.len()
+        + deleted.len()
+        + versions.len()
+        + retired.len()
+        + audit_rows.len()
+        + ids.len()) as u64;
     let mut done = 0u64;
     let mut tick = |progress: &mut dyn FnMut(Progress)| {
         done += 1;
@@ -448,24 +507,50 @@ fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut
     };
 
     let mut rehash: HashMap<NameHash, NameHash> = HashMap::new();
-    for (def, which, rows) in [(SECRETS, TableId::Secrets, secrets), (DELETED, TableId::Deleted, deleted)] {
+    for (def, which, rows) in [
+        (SECRETS, TableId::Secrets, secrets),
+        (DELETED, TableId::Deleted, deleted),
+    ] {
         let mut table = txn.open_table(def)?;
         for (hash, bytes) in rows {
             let rec: SecretRecord = old.open(&vid, which, &hash, tag::SECRET, &bytes)?;
             let h2 = new.name_hash(&fold_name(&rec.name));
             rehash.insert(hash, h2);
-            let sealed = new.seal(&vid, which, &h2, tag::SECRET, &rec, rec.current.value.len() + 256)?;
+            let sealed = new.seal(
+                &vid,
+                which,
+                &h2,
+                tag::SECRET,
+                &rec,
+                rec.current.value.len() + 256,
+            )?;
             table.insert(h2, sealed.as_slice())?;
             tick(progress);
         }
     }
-    let moved = |h: &NameHash| rehash.get(h).copied().ok_or_else(|| Error::corrupted("a version record has no secret"));
-    for (def, which, rows) in [(VERSIONS, TableId::Versions, versions), (RETIRED, TableId::Retired, retired)] {
+    let moved = |h: &NameHash| {
+        rehash
+            .get(h)
+            .copied()
+            .ok_or_else(|| Error::corrupted("a version record has no secret"))
+    };
+    for (def, which, rows) in [
+        (VERSIONS, TableId::Versions, versions),
+        (RETIRED, TableId::Retired, retired),
+    ] {
         let mut table = txn.open_table(def)?;
         for ((hash, seq), bytes) in rows {
-            let v: VersionRecord = old.open(&vid, which, &seq_key(&hash, seq), tag::VERSION, &bytes)?;
+            let v: VersionRecord =
+                old.open(&vid, which, &seq_key(&hash, seq), tag::VERSION, &bytes)?;
             let h2 = moved(&hash)?;
-            let sealed = new.seal(&vid, which, &seq_key(&h2, seq), tag::VERSION, &v, v.value.len() + 256)?;
+            let sealed = new.seal(
+                &vid,
+                which,
+                &seq_key(&h2, seq),
+                tag::VERSION,
+                &v,
+                v.value.len() + 256,
+            )?;
             table.insert((h2, seq), sealed.as_slice())?;
             tick(progress);
         }
@@ -492,13 +577,26 @@ fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut
                 .map_err(|_| Error::AuditBroken { seq })?;
             let encoded = encoding::encode(tag::AUDIT, &stored.entry, 64);
             let check = audit::chain(&old.audit, &old_mac, &encoded);
-            if seq != head.seq + 1 || stored.entry.seq != seq || !crypto::mac_eq(&check, &stored.mac) {
+            if seq != head.seq + 1
+                || stored.entry.seq != seq
+                || !crypto::mac_eq(&check, &stored.mac)
+            {
                 return Err(Error::AuditBroken { seq });
             }
             old_mac = check;
             let mac = audit::chain(&new.audit, &head.mac, &encoded);
-            let restored = AuditStored { entry: stored.entry, mac };
-            let sealed = new.seal(&vid, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, &restored, 128)?;
+            let restored = AuditStored {
+                entry: stored.entry,
+                mac,
+            };
+            let sealed = new.seal(
+                &vid,
+                TableId::Audit,
+                &seq.to_be_bytes(),
+                tag::AUDIT,
+                &restored,
+                128,
+            )?;
             table.insert(seq, sealed.as_slice())?;
             head = AuditHead { seq, mac };
             tick(progress);
@@ -519,19 +617,33 @@ fn rotate(inner: &Inner, actor: &str, credentials: &[Credential], progress: &mut
     }
     {
         let mut meta = txn.open_table(META)?;
-        let sealed = new.seal(&vid, TableId::Meta, storage::META_SETTINGS.as_bytes(), tag::SETTINGS, &settings, 16)?;
+        let sealed = new.seal(
+            &vid,
+            TableId::Meta,
+            storage::META_SETTINGS.as_bytes(),
+            tag::SETTINGS,
+            &settings,
+            16,
+        )?;
         meta.insert(storage::META_SETTINGS, sealed.as_slice())?;
     }
     {
-        let mac = auth_mac(&txn.open_table(META)?, &txn.open_table(SLOTS)?, &new, &settings)?;
-        txn.open_table(META)?.insert(storage::META_AUTH, mac.as_slice())?;
+        let mac = auth_mac(
+            &txn.open_table(META)?,
+            &txn.open_table(SLOTS)?,
+            &new,
+            &settings,
+        )?;
+        txn.open_table(META)?
+            .insert(storage::META_AUTH, mac.as_slice())?;
     }
     write_head(&txn, &new, &vid, &head)?;
 
     let mut entries = std::mem::take(&mut *lock(&inner.pending));
     entries.push(inner.entry(actor, Operation::KeyRotate, None, None, None));
     let mut head_guard = lock(&inner.head);
-    let committed = append_audit(&txn, &new, &vid, head, entries).and_then(|h| txn.commit().map(|()| h).map_err(Error::from));
+    let committed = append_audit(&txn, &new, &vid, head, entries)
+        .and_then(|h| txn.commit().map(|()| h).map_err(Error::from));
     match committed {
         Ok(h) => {
             *head_guard = h;

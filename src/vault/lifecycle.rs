@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use redb::{ReadTransaction, ReadableTable};
 
-use super::secrets::{check_limit, load_secret, load_version, page_of, parse_cursor, plus_days, props, seal_secret, seal_version};
+use super::secrets::{
+    check_limit, load_secret, load_version, page_of, parse_cursor, plus_days, props, seal_secret,
+    seal_version,
+};
 use super::{Vault, WriteCx};
 use crate::audit::Operation;
 use crate::clock::Timestamp;
-use crate::encoding::{self, BackupPayload, Deletion, SecretRecord, TableId, VersionRecord, seq_key, tag};
+use crate::encoding::{
+    self, BackupPayload, Deletion, SecretRecord, TableId, VersionRecord, seq_key, tag,
+};
 use crate::error::{Error, Result};
 use crate::secret::{DeletedSecret, Page, SecretProperties, fold_name, validate_name};
 use crate::storage::{DELETED, Keys, NameHash, RETIRED, SECRETS, VERSION_IDS, VERSIONS};
@@ -33,7 +38,9 @@ fn deleted_secret(rec: &SecretRecord) -> Result<DeletedSecret> {
 fn destroy(cx: &WriteCx<'_>, hash: &NameHash) -> Result<()> {
     cx.txn.open_table(DELETED)?.remove(hash)?;
     let all = (*hash, 0u64)..=(*hash, u64::MAX);
-    cx.txn.open_table(VERSIONS)?.retain_in(all.clone(), |_, _| false)?;
+    cx.txn
+        .open_table(VERSIONS)?
+        .retain_in(all.clone(), |_, _| false)?;
     cx.txn.open_table(RETIRED)?.retain_in(all, |_, _| false)?;
     cx.txn
         .open_table(VERSION_IDS)?
@@ -50,7 +57,9 @@ pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
         for row in deleted.iter()? {
             let (k, v) = row?;
             let hash = k.value();
-            let rec: SecretRecord = cx.keys.open(cx.vault_id, TableId::Deleted, &hash, tag::SECRET, v.value())?;
+            let rec: SecretRecord =
+                cx.keys
+                    .open(cx.vault_id, TableId::Deleted, &hash, tag::SECRET, v.value())?;
             let d = deleted_secret(&rec)?;
             if d.scheduled_purge <= now {
                 due_secrets.push((hash, rec.name));
@@ -63,7 +72,13 @@ pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
         for row in retired.iter()? {
             let (k, v) = row?;
             let (hash, seq) = k.value();
-            let ver: VersionRecord = cx.keys.open(cx.vault_id, TableId::Retired, &seq_key(&hash, seq), tag::VERSION, v.value())?;
+            let ver: VersionRecord = cx.keys.open(
+                cx.vault_id,
+                TableId::Retired,
+                &seq_key(&hash, seq),
+                tag::VERSION,
+                v.value(),
+            )?;
             if ver.retired.is_some_and(|r| r.scheduled_purge <= now) {
                 due_versions.push((hash, seq, ver.id));
             }
@@ -83,18 +98,34 @@ pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
 }
 
 /// The earliest purge date among deleted secrets and retired versions.
-pub(crate) fn earliest_due(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Result<Option<Timestamp>> {
+pub(crate) fn earliest_due(
+    txn: &ReadTransaction,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+) -> Result<Option<Timestamp>> {
     let mut earliest: Option<Timestamp> = None;
     let mut take = |t: Timestamp| earliest = Some(earliest.map_or(t, |e| e.min(t)));
     for row in txn.open_table(DELETED)?.iter()? {
         let (k, v) = row?;
-        let rec: SecretRecord = keys.open(vault_id, TableId::Deleted, &k.value(), tag::SECRET, v.value())?;
+        let rec: SecretRecord = keys.open(
+            vault_id,
+            TableId::Deleted,
+            &k.value(),
+            tag::SECRET,
+            v.value(),
+        )?;
         take(deleted_secret(&rec)?.scheduled_purge);
     }
     for row in txn.open_table(RETIRED)?.iter()? {
         let (k, v) = row?;
         let (hash, seq) = k.value();
-        let ver: VersionRecord = keys.open(vault_id, TableId::Retired, &seq_key(&hash, seq), tag::VERSION, v.value())?;
+        let ver: VersionRecord = keys.open(
+            vault_id,
+            TableId::Retired,
+            &seq_key(&hash, seq),
+            tag::VERSION,
+            v.value(),
+        )?;
         if let Some(r) = ver.retired {
             take(r.scheduled_purge);
         }
@@ -114,7 +145,15 @@ impl WriteCx<'_> {
         while rec.current.seq - rec.first_seq + 1 > limit {
             let seq = rec.first_seq;
             rec.first_seq += 1;
-            let Some(mut v) = load_version(&self.txn.open_table(VERSIONS)?, TableId::Versions, self.keys, self.vault_id, hash, seq)? else {
+            let Some(mut v) = load_version(
+                &self.txn.open_table(VERSIONS)?,
+                TableId::Versions,
+                self.keys,
+                self.vault_id,
+                hash,
+                seq,
+            )?
+            else {
                 continue;
             };
             self.txn.open_table(VERSIONS)?.remove((*hash, seq))?;
@@ -125,7 +164,9 @@ impl WriteCx<'_> {
                     scheduled_purge: due,
                 });
                 let sealed = seal_version(self.keys, self.vault_id, TableId::Retired, hash, &v)?;
-                self.txn.open_table(RETIRED)?.insert((*hash, seq), sealed.as_slice())?;
+                self.txn
+                    .open_table(RETIRED)?
+                    .insert((*hash, seq), sealed.as_slice())?;
                 self.due(due);
             } else {
                 self.txn.open_table(VERSION_IDS)?.remove((*hash, v.id))?;
@@ -139,7 +180,8 @@ impl WriteCx<'_> {
         validate_name(name)?;
         let hash = self.keys.name_hash(&fold_name(name));
         let mut secrets = self.txn.open_table(SECRETS)?;
-        let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?.ok_or(Error::NotFound)?;
+        let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?
+            .ok_or(Error::NotFound)?;
         let settings = self.settings()?;
         let d = Deletion {
             deleted_on: self.now,
@@ -148,7 +190,9 @@ impl WriteCx<'_> {
         rec.deleted = Some(d);
         secrets.remove(&hash)?;
         let sealed = seal_secret(self.keys, self.vault_id, TableId::Deleted, &hash, &rec)?;
-        self.txn.open_table(DELETED)?.insert(hash, sealed.as_slice())?;
+        self.txn
+            .open_table(DELETED)?
+            .insert(hash, sealed.as_slice())?;
         self.due(d.scheduled_purge);
         self.version = Some(rec.current.id);
         deleted_secret(&rec)
@@ -158,11 +202,14 @@ impl WriteCx<'_> {
         validate_name(name)?;
         let hash = self.keys.name_hash(&fold_name(name));
         let mut deleted = self.txn.open_table(DELETED)?;
-        let mut rec = load_secret(&deleted, TableId::Deleted, self.keys, self.vault_id, &hash)?.ok_or(Error::NotFound)?;
+        let mut rec = load_secret(&deleted, TableId::Deleted, self.keys, self.vault_id, &hash)?
+            .ok_or(Error::NotFound)?;
         rec.deleted = None;
         deleted.remove(&hash)?;
         let sealed = seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?;
-        self.txn.open_table(SECRETS)?.insert(hash, sealed.as_slice())?;
+        self.txn
+            .open_table(SECRETS)?
+            .insert(hash, sealed.as_slice())?;
         self.version = Some(rec.current.id);
         Ok(props(&rec.name, &rec.current))
     }
@@ -170,8 +217,14 @@ impl WriteCx<'_> {
     fn purge(&mut self, name: &str) -> Result<()> {
         validate_name(name)?;
         let hash = self.keys.name_hash(&fold_name(name));
-        let rec = load_secret(&self.txn.open_table(DELETED)?, TableId::Deleted, self.keys, self.vault_id, &hash)?
-            .ok_or(Error::NotFound)?;
+        let rec = load_secret(
+            &self.txn.open_table(DELETED)?,
+            TableId::Deleted,
+            self.keys,
+            self.vault_id,
+            &hash,
+        )?
+        .ok_or(Error::NotFound)?;
         let d = deleted_secret(&rec)?;
         if self.settings()?.purge_protection && self.now < d.scheduled_purge {
             return Err(Error::PurgeProtected {
@@ -184,7 +237,8 @@ impl WriteCx<'_> {
     fn restore(&mut self, vault_id: &[u8; 16], blob: &[u8]) -> Result<SecretProperties> {
         let payload = open_backup(self.keys, vault_id, blob)?;
         let mut rec = payload.record;
-        validate_name(&rec.name).map_err(|_| Error::InvalidBackup("the blob names an invalid secret"))?;
+        validate_name(&rec.name)
+            .map_err(|_| Error::InvalidBackup("the blob names an invalid secret"))?;
         let hash = self.keys.name_hash(&fold_name(&rec.name));
         if self.txn.open_table(SECRETS)?.get(&hash)?.is_some() {
             return Err(Error::Conflict { deleted: false });
@@ -214,7 +268,9 @@ impl WriteCx<'_> {
             ids.insert((hash, rec.current.id), rec.current.seq)?;
         }
         let sealed = seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?;
-        self.txn.open_table(SECRETS)?.insert(hash, sealed.as_slice())?;
+        self.txn
+            .open_table(SECRETS)?
+            .insert(hash, sealed.as_slice())?;
         self.version = Some(rec.current.id);
         self.name = Some(rec.name.clone());
         Ok(props(&rec.name, &rec.current))
@@ -227,7 +283,12 @@ fn backup_aad(vault_id: &[u8; 16]) -> Vec<u8> {
 
 /// `MAGIC (8) || format (u16 LE) || vault id (16) || sealed payload`.
 fn seal_backup(keys: &Keys, vault_id: &[u8; 16], payload: &BackupPayload) -> Result<Vec<u8>> {
-    let hint = payload.record.current.value.len() + payload.versions.iter().map(|v| v.value.len() + 256).sum::<usize>();
+    let hint = payload.record.current.value.len()
+        + payload
+            .versions
+            .iter()
+            .map(|v| v.value.len() + 256)
+            .sum::<usize>();
     let plain = encoding::encode(tag::BACKUP, payload, hint + 256);
     let sealed = keys.backup.seal(&backup_aad(vault_id), &plain)?;
     let mut out = Vec::with_capacity(26 + sealed.len());
@@ -255,10 +316,14 @@ fn open_backup(keys: &Keys, vault_id: &[u8; 16], blob: &[u8]) -> Result<BackupPa
     if &blob[10..26] != vault_id {
         return Err(Error::InvalidBackup("made by another vault"));
     }
-    let plain = keys.backup.open(&backup_aad(vault_id), &blob[26..]).ok_or(Error::InvalidBackup(
-        "truncated, altered, or made before a master key rotation",
-    ))?;
-    encoding::decode(tag::BACKUP, &plain).map_err(|_| Error::InvalidBackup("the payload does not decode"))
+    let plain =
+        keys.backup
+            .open(&backup_aad(vault_id), &blob[26..])
+            .ok_or(Error::InvalidBackup(
+                "truncated, altered, or made before a master key rotation",
+            ))?;
+    encoding::decode(tag::BACKUP, &plain)
+        .map_err(|_| Error::InvalidBackup("the payload does not decode"))
 }
 
 impl Vault {
@@ -305,7 +370,8 @@ impl Vault {
             validate_name(name)?;
             let hash = cx.keys.name_hash(&fold_name(name));
             let table = cx.txn.open_table(DELETED)?;
-            let rec = load_secret(&table, TableId::Deleted, cx.keys, cx.vault_id, &hash)?.ok_or(Error::NotFound)?;
+            let rec = load_secret(&table, TableId::Deleted, cx.keys, cx.vault_id, &hash)?
+                .ok_or(Error::NotFound)?;
             Ok((deleted_secret(&rec)?, Some(rec.current.id)))
         })
     }
@@ -317,7 +383,9 @@ impl Vault {
         self.read(Operation::SecretListDeleted, None, |cx| {
             let table = cx.txn.open_table(DELETED)?;
             let page = page_of(&table, after, limit, |hash, bytes| {
-                let rec: SecretRecord = cx.keys.open(cx.vault_id, TableId::Deleted, hash, tag::SECRET, bytes)?;
+                let rec: SecretRecord =
+                    cx.keys
+                        .open(cx.vault_id, TableId::Deleted, hash, tag::SECRET, bytes)?;
                 deleted_secret(&rec)
             })?;
             Ok((page, None))
@@ -333,7 +401,13 @@ impl Vault {
             let mut out = Vec::new();
             for row in table.iter()? {
                 let (k, v) = row?;
-                let rec: SecretRecord = cx.keys.open(cx.vault_id, TableId::Secrets, &k.value(), tag::SECRET, v.value())?;
+                let rec: SecretRecord = cx.keys.open(
+                    cx.vault_id,
+                    TableId::Secrets,
+                    &k.value(),
+                    tag::SECRET,
+                    v.value(),
+                )?;
                 if rec.current.props.expires_on.is_some_and(|e| e <= horizon) {
                     out.push(props(&rec.name, &rec.current));
                 }
@@ -349,17 +423,36 @@ impl Vault {
         self.read(Operation::SecretBackup, Some(name), |cx| {
             validate_name(name)?;
             let hash = cx.keys.name_hash(&fold_name(name));
-            let rec = load_secret(&cx.txn.open_table(SECRETS)?, TableId::Secrets, cx.keys, cx.vault_id, &hash)?
-                .ok_or(Error::NotFound)?;
+            let rec = load_secret(
+                &cx.txn.open_table(SECRETS)?,
+                TableId::Secrets,
+                cx.keys,
+                cx.vault_id,
+                &hash,
+            )?
+            .ok_or(Error::NotFound)?;
             let table = cx.txn.open_table(VERSIONS)?;
             let mut versions = Vec::new();
             for row in table.range((hash, rec.first_seq)..(hash, rec.current.seq))? {
                 let (k, v) = row?;
                 let (_, seq) = k.value();
-                versions.push(cx.keys.open(cx.vault_id, TableId::Versions, &seq_key(&hash, seq), tag::VERSION, v.value())?);
+                versions.push(cx.keys.open(
+                    cx.vault_id,
+                    TableId::Versions,
+                    &seq_key(&hash, seq),
+                    tag::VERSION,
+                    v.value(),
+                )?);
             }
             let version = rec.current.id;
-            let blob = seal_backup(cx.keys, cx.vault_id, &BackupPayload { record: rec, versions })?;
+            let blob = seal_backup(
+                cx.keys,
+                cx.vault_id,
+                &BackupPayload {
+                    record: rec,
+                    versions,
+                },
+            )?;
             Ok((blob, Some(version)))
         })
     }
@@ -382,6 +475,8 @@ impl Vault {
     /// ```
     pub fn restore_secret(&self, blob: &[u8]) -> Result<SecretProperties> {
         let vault_id = self.inner.vault_id;
-        self.write(Operation::SecretRestore, None, |cx| cx.restore(&vault_id, blob))
+        self.write(Operation::SecretRestore, None, |cx| {
+            cx.restore(&vault_id, blob)
+        })
     }
 }

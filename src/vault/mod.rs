@@ -16,16 +16,23 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redb::{Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend, WriteTransaction};
+use redb::{
+    Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
+    WriteTransaction,
+};
 
 use crate::audit::{self, AuditLevel, Checkpoint, Operation};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::crypto::{self, Key};
-use crate::encoding::{self, AuditEntry, AuditHead, AuditStored, Header, Settings, SlotRecord, TableId, tag};
+use crate::encoding::{
+    self, AuditEntry, AuditHead, AuditStored, Header, Settings, SlotRecord, TableId, tag,
+};
 use crate::error::{Error, Result};
 use crate::secret::{DEFAULT_VALUE_LIMIT, MAX_VALUE_LIMIT};
 use crate::slot::{self, Credential, KdfParams, Role, SlotSpec, Unwrapped};
-use crate::storage::{self, AUDIT, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS};
+use crate::storage::{
+    self, AUDIT, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS,
+};
 
 /// The actor named in records of what the vault does by itself (automatic purges, pruning).
 pub const SYSTEM_ACTOR: &str = "system";
@@ -308,7 +315,12 @@ impl WriteCx<'_> {
     }
 
     /// Adds a record of something the vault did by itself.
-    pub fn system_record(&mut self, op: Operation, name: Option<String>, version: Option<[u8; 16]>) {
+    pub fn system_record(
+        &mut self,
+        op: Operation,
+        name: Option<String>,
+        version: Option<[u8; 16]>,
+    ) {
         self.records.push(AuditEntry {
             seq: 0,
             time: self.now,
@@ -367,7 +379,12 @@ fn auth_mac(
     Ok(*h.finalize().as_bytes())
 }
 
-fn write_head(txn: &WriteTransaction, keys: &Keys, vault_id: &[u8; 16], head: &AuditHead) -> Result<()> {
+fn write_head(
+    txn: &WriteTransaction,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    head: &AuditHead,
+) -> Result<()> {
     let mut meta = txn.open_table(META)?;
     let sealed = keys.seal(
         vault_id,
@@ -449,8 +466,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs `f`, turning a panic inside the storage engine (which redb documents for some damaged
 /// files opened without an integrity check) into [`Error::Corrupted`].
 fn guard_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(Error::corrupted("the storage engine failed on a damaged file")))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(Error::corrupted(
+            "the storage engine failed on a damaged file",
+        ))
+    })
 }
 
 impl Inner {
@@ -462,7 +482,14 @@ impl Inner {
         self.store.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn entry(&self, actor: &str, op: Operation, name: Option<&str>, version: Option<[u8; 16]>, err: Option<&Error>) -> AuditEntry {
+    fn entry(
+        &self,
+        actor: &str,
+        op: Operation,
+        name: Option<&str>,
+        version: Option<[u8; 16]>,
+        err: Option<&Error>,
+    ) -> AuditEntry {
         AuditEntry {
             seq: 0,
             time: self.clock.now(),
@@ -563,7 +590,11 @@ impl Vault {
     /// let vault = Vault::create("app.tresor", &Credential::passphrase("correct horse"), Options::new())?;
     /// # Ok::<(), tresor::Error>(())
     /// ```
-    pub fn create(path: impl AsRef<Path>, credential: &Credential, options: Options) -> Result<Vault> {
+    pub fn create(
+        path: impl AsRef<Path>,
+        credential: &Credential,
+        options: Options,
+    ) -> Result<Vault> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -602,7 +633,11 @@ impl Vault {
     /// let vault = Vault::open("app.tresor", &key, Options::new())?;
     /// # Ok::<(), tresor::Error>(())
     /// ```
-    pub fn open(path: impl AsRef<Path>, credential: &Credential, options: Options) -> Result<Vault> {
+    pub fn open(
+        path: impl AsRef<Path>,
+        credential: &Credential,
+        options: Options,
+    ) -> Result<Vault> {
         let path = path.as_ref();
         let verify = options.verify_integrity;
         let db = guard_panics(|| {
@@ -614,7 +649,11 @@ impl Vault {
     }
 
     /// Opens a vault on a custom redb [`StorageBackend`].
-    pub fn open_with_backend(backend: impl StorageBackend, credential: &Credential, options: Options) -> Result<Vault> {
+    pub fn open_with_backend(
+        backend: impl StorageBackend,
+        credential: &Credential,
+        options: Options,
+    ) -> Result<Vault> {
         let verify = options.verify_integrity;
         let db = guard_panics(|| {
             let mut b = Builder::new();
@@ -631,7 +670,13 @@ impl Vault {
         Ok(())
     }
 
-    fn new_inner(db: Database, keys: Keys, vault_id: [u8; 16], head: AuditHead, options: &Options) -> Inner {
+    fn new_inner(
+        db: Database,
+        keys: Keys,
+        vault_id: [u8; 16],
+        head: AuditHead,
+        options: &Options,
+    ) -> Inner {
         Inner {
             store: RwLock::new(Store { db, keys }),
             vault_id,
@@ -675,7 +720,10 @@ impl Vault {
         create_tables(&txn)?;
         {
             let mut meta = txn.open_table(META)?;
-            let header = encoding::encode_header(&Header { vault_id, created: now });
+            let header = encoding::encode_header(&Header {
+                vault_id,
+                created: now,
+            });
             meta.insert(storage::META_HEADER, header.as_slice())?;
             let mut slots = txn.open_table(SLOTS)?;
             let bytes = encoding::encode(tag::SLOT, &slot_rec, 128);
@@ -685,7 +733,11 @@ impl Vault {
         let inner = Self::new_inner(db, keys, vault_id, genesis, &options);
         *lock(&inner.unlocked) = Some((1, kek));
         let vault = Vault {
-            actor: options.actor.clone().unwrap_or(options.label.clone()).into(),
+            actor: options
+                .actor
+                .clone()
+                .unwrap_or(options.label.clone())
+                .into(),
             role: options.role,
             inner: Arc::new(inner),
         };
@@ -694,7 +746,9 @@ impl Vault {
             let mut cx = WriteCx::new(&txn, &store.keys, &vault.inner.vault_id, now);
             cx.write_settings(&settings)?;
             drop(cx);
-            let record = vault.inner.entry(&vault.actor, Operation::VaultCreate, None, None, None);
+            let record = vault
+                .inner
+                .entry(&vault.actor, Operation::VaultCreate, None, None, None);
             vault.inner.commit(&store, txn, vec![record])?;
         }
         Ok(vault)
@@ -759,7 +813,11 @@ impl Vault {
         let inner = Self::new_inner(db, keys, vault_id, head, &options);
         *lock(&inner.unlocked) = Some((slot_id, kek));
         let vault = Vault {
-            actor: options.actor.clone().unwrap_or(rec.desc.label.clone()).into(),
+            actor: options
+                .actor
+                .clone()
+                .unwrap_or(rec.desc.label.clone())
+                .into(),
             role,
             inner: Arc::new(inner),
         };
@@ -768,7 +826,9 @@ impl Vault {
         }
         vault.compute_purge_hint()?;
         vault.inner.note(
-            vault.inner.entry(&vault.actor, Operation::VaultOpen, None, None, None),
+            vault
+                .inner
+                .entry(&vault.actor, Operation::VaultOpen, None, None, None),
             false,
         )?;
         vault.purge_if_due()?;
@@ -804,7 +864,9 @@ impl Vault {
     /// ```
     pub fn as_identity(&self, actor: impl Into<String>, role: Role) -> Result<Vault> {
         if !self.role.includes(role) {
-            return Err(Error::invalid("a handle cannot grant a role it does not include"));
+            return Err(Error::invalid(
+                "a handle cannot grant a role it does not include",
+            ));
         }
         let actor = actor.into();
         if actor.is_empty() || actor.chars().count() > slot::MAX_LABEL_LEN {
@@ -834,9 +896,14 @@ impl Vault {
         if self.role.allows(op) {
             return Ok(());
         }
-        let err = Error::Forbidden { role: self.role, operation: op };
-        self.inner
-            .note(self.inner.entry(&self.actor, op, name, None, Some(&err)), true)?;
+        let err = Error::Forbidden {
+            role: self.role,
+            operation: op,
+        };
+        self.inner.note(
+            self.inner.entry(&self.actor, op, name, None, Some(&err)),
+            true,
+        )?;
         Err(err)
     }
 
@@ -917,8 +984,10 @@ impl Vault {
                 drop(cx);
                 drop(txn);
                 drop(store);
-                self.inner
-                    .note(self.inner.entry(&self.actor, op, name, None, Some(&e)), true)?;
+                self.inner.note(
+                    self.inner.entry(&self.actor, op, name, None, Some(&e)),
+                    true,
+                )?;
                 Err(e)
             }
         }
@@ -950,7 +1019,12 @@ impl Vault {
 }
 
 impl<'a> WriteCx<'a> {
-    fn new(txn: &'a WriteTransaction, keys: &'a Keys, vault_id: &'a [u8; 16], now: Timestamp) -> Self {
+    fn new(
+        txn: &'a WriteTransaction,
+        keys: &'a Keys,
+        vault_id: &'a [u8; 16],
+        now: Timestamp,
+    ) -> Self {
         WriteCx {
             txn,
             keys,
@@ -981,9 +1055,9 @@ fn check_checkpoint(
         audit::genesis(&keys.audit, vault_id)
     } else {
         let table = txn.open_table(AUDIT)?;
-        let sealed = table
-            .get(cp.seq)?
-            .ok_or(Error::RolledBack("the checkpoint's audit record is missing"))?;
+        let sealed = table.get(cp.seq)?.ok_or(Error::RolledBack(
+            "the checkpoint's audit record is missing",
+        ))?;
         let stored: AuditStored = keys.open(
             vault_id,
             TableId::Audit,
@@ -994,7 +1068,9 @@ fn check_checkpoint(
         stored.mac
     };
     if !crypto::mac_eq(&mac[..16], &cp.mac) {
-        return Err(Error::RolledBack("the vault does not contain the checkpoint's audit chain"));
+        return Err(Error::RolledBack(
+            "the vault does not contain the checkpoint's audit chain",
+        ));
     }
     Ok(())
 }

@@ -11,8 +11,8 @@ use crate::crypto;
 use crate::encoding::{SecretRecord, StoredProps, TableId, VersionRecord, seq_key, tag};
 use crate::error::{Error, Result};
 use crate::secret::{
-    Expect, GetOptions, Page, PropertiesUpdate, Secret, SecretProperties, SetOptions, VersionId, check_content_type,
-    check_tags, check_window, fold_name, validate_name,
+    Expect, GetOptions, Page, PropertiesUpdate, Secret, SecretProperties, SetOptions, VersionId,
+    check_content_type, check_tags, check_window, fold_name, validate_name,
 };
 use crate::storage::{Keys, NameHash, SECRETS, VERSION_IDS, VERSIONS};
 
@@ -44,12 +44,27 @@ pub(crate) fn load_secret(
 ) -> Result<Option<SecretRecord>> {
     match table.get(hash)? {
         None => Ok(None),
-        Some(g) => keys.open(vault_id, which, hash, tag::SECRET, g.value()).map(Some),
+        Some(g) => keys
+            .open(vault_id, which, hash, tag::SECRET, g.value())
+            .map(Some),
     }
 }
 
-pub(crate) fn seal_secret(keys: &Keys, vault_id: &[u8; 16], which: TableId, hash: &NameHash, rec: &SecretRecord) -> Result<Vec<u8>> {
-    keys.seal(vault_id, which, hash, tag::SECRET, rec, rec.current.value.len() + 256)
+pub(crate) fn seal_secret(
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    which: TableId,
+    hash: &NameHash,
+    rec: &SecretRecord,
+) -> Result<Vec<u8>> {
+    keys.seal(
+        vault_id,
+        which,
+        hash,
+        tag::SECRET,
+        rec,
+        rec.current.value.len() + 256,
+    )
 }
 
 pub(crate) fn seal_version(
@@ -59,7 +74,14 @@ pub(crate) fn seal_version(
     hash: &NameHash,
     v: &VersionRecord,
 ) -> Result<Vec<u8>> {
-    keys.seal(vault_id, which, &seq_key(hash, v.seq), tag::VERSION, v, v.value.len() + 256)
+    keys.seal(
+        vault_id,
+        which,
+        &seq_key(hash, v.seq),
+        tag::VERSION,
+        v,
+        v.value.len() + 256,
+    )
 }
 
 /// Loads an older version by sequence number from a versions-shaped table.
@@ -74,7 +96,13 @@ pub(crate) fn load_version(
     match table.get((*hash, seq))? {
         None => Ok(None),
         Some(g) => {
-            let v: VersionRecord = keys.open(vault_id, which, &seq_key(hash, seq), tag::VERSION, g.value())?;
+            let v: VersionRecord = keys.open(
+                vault_id,
+                which,
+                &seq_key(hash, seq),
+                tag::VERSION,
+                g.value(),
+            )?;
             if v.seq != seq {
                 return Err(Error::corrupted("a version record is out of place"));
             }
@@ -100,7 +128,8 @@ fn find_version(
     if seq < rec.first_seq || seq >= rec.current.seq {
         return Err(Error::NotFound);
     }
-    let v = load_version(versions, TableId::Versions, keys, vault_id, hash, seq)?.ok_or(Error::NotFound)?;
+    let v = load_version(versions, TableId::Versions, keys, vault_id, hash, seq)?
+        .ok_or(Error::NotFound)?;
     if v.id != id.0 {
         return Err(Error::corrupted("a version index entry is out of place"));
     }
@@ -125,11 +154,17 @@ impl ReadCx<'_> {
         validate_name(name)?;
         let hash = self.keys.name_hash(&fold_name(name));
         let table = self.txn.open_table(SECRETS)?;
-        let rec = load_secret(&table, TableId::Secrets, self.keys, self.vault_id, &hash)?.ok_or(Error::NotFound)?;
+        let rec = load_secret(&table, TableId::Secrets, self.keys, self.vault_id, &hash)?
+            .ok_or(Error::NotFound)?;
         Ok((hash, rec))
     }
 
-    fn version(&self, hash: &NameHash, rec: &SecretRecord, id: Option<&VersionId>) -> Result<VersionRecord> {
+    fn version(
+        &self,
+        hash: &NameHash,
+        rec: &SecretRecord,
+        id: Option<&VersionId>,
+    ) -> Result<VersionRecord> {
         match id {
             None => Ok(rec.current.clone()),
             Some(id) => find_version(
@@ -149,7 +184,10 @@ impl WriteCx<'_> {
     /// Checks value and properties against the vault's limits.
     fn check_new_version(&self, value: &[u8], max: usize, opts: &SetOptions) -> Result<()> {
         if value.len() > max {
-            return Err(Error::ValueTooLarge { len: value.len(), max });
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max,
+            });
         }
         check_content_type(opts.content_type.as_deref())?;
         check_tags(&opts.tags)?;
@@ -160,7 +198,13 @@ impl WriteCx<'_> {
         Ok(())
     }
 
-    fn set(&mut self, name: &str, value: &[u8], max: usize, opts: &SetOptions) -> Result<SecretProperties> {
+    fn set(
+        &mut self,
+        name: &str,
+        value: &[u8],
+        max: usize,
+        opts: &SetOptions,
+    ) -> Result<SecretProperties> {
         validate_name(name)?;
         self.check_new_version(value, max, opts)?;
         let hash = self.keys.name_hash(&fold_name(name));
@@ -191,8 +235,11 @@ impl WriteCx<'_> {
                 }
                 let old = std::mem::replace(&mut rec.current, version);
                 rec.current.seq = old.seq + 1;
-                let sealed = seal_version(self.keys, self.vault_id, TableId::Versions, &hash, &old)?;
-                self.txn.open_table(VERSIONS)?.insert((hash, old.seq), sealed.as_slice())?;
+                let sealed =
+                    seal_version(self.keys, self.vault_id, TableId::Versions, &hash, &old)?;
+                self.txn
+                    .open_table(VERSIONS)?
+                    .insert((hash, old.seq), sealed.as_slice())?;
                 if opts.max_versions.is_some() {
                     rec.max_versions = opts.max_versions;
                 }
@@ -222,12 +269,20 @@ impl WriteCx<'_> {
             .open_table(VERSION_IDS)?
             .insert((hash, rec.current.id), rec.current.seq)?;
         self.prune(&hash, &mut rec)?;
-        secrets.insert(hash, seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?.as_slice())?;
+        secrets.insert(
+            hash,
+            seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?.as_slice(),
+        )?;
         self.version = Some(rec.current.id);
         Ok(props(&rec.name, &rec.current))
     }
 
-    fn update(&mut self, name: &str, version: Option<&VersionId>, up: &PropertiesUpdate) -> Result<SecretProperties> {
+    fn update(
+        &mut self,
+        name: &str,
+        version: Option<&VersionId>,
+        up: &PropertiesUpdate,
+    ) -> Result<SecretProperties> {
         validate_name(name)?;
         if let Some(ct) = &up.content_type {
             check_content_type(ct.as_deref())?;
@@ -237,7 +292,8 @@ impl WriteCx<'_> {
         }
         let hash = self.keys.name_hash(&fold_name(name));
         let mut secrets = self.txn.open_table(SECRETS)?;
-        let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?.ok_or(Error::NotFound)?;
+        let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?
+            .ok_or(Error::NotFound)?;
         let now = self.now;
         let apply = |v: &mut VersionRecord| -> Result<()> {
             let p = &mut v.props;
@@ -263,7 +319,10 @@ impl WriteCx<'_> {
         let is_current = version.is_none_or(|v| v.0 == rec.current.id);
         let result = if is_current {
             apply(&mut rec.current)?;
-            secrets.insert(hash, seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?.as_slice())?;
+            secrets.insert(
+                hash,
+                seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?.as_slice(),
+            )?;
             props(&rec.name, &rec.current)
         } else {
             let id = version.ok_or(Error::NotFound)?;
@@ -278,7 +337,9 @@ impl WriteCx<'_> {
             )?;
             apply(&mut v)?;
             let sealed = seal_version(self.keys, self.vault_id, TableId::Versions, &hash, &v)?;
-            self.txn.open_table(VERSIONS)?.insert((hash, v.seq), sealed.as_slice())?;
+            self.txn
+                .open_table(VERSIONS)?
+                .insert((hash, v.seq), sealed.as_slice())?;
             props(&rec.name, &v)
         };
         self.version = Some(result.version.0);
@@ -309,9 +370,16 @@ impl Vault {
     /// assert!(matches!(stale, Err(Error::VersionConflict)));
     /// # Ok::<(), tresor::Error>(())
     /// ```
-    pub fn set_with(&self, name: &str, value: impl AsRef<[u8]>, options: &SetOptions) -> Result<SecretProperties> {
+    pub fn set_with(
+        &self,
+        name: &str,
+        value: impl AsRef<[u8]>,
+        options: &SetOptions,
+    ) -> Result<SecretProperties> {
         let max = self.inner.max_value_len;
-        self.write(Operation::SecretSet, Some(name), |cx| cx.set(name, value.as_ref(), max, options))
+        self.write(Operation::SecretSet, Some(name), |cx| {
+            cx.set(name, value.as_ref(), max, options)
+        })
     }
 
     /// The current version's value and properties.
@@ -377,7 +445,9 @@ impl Vault {
         version: Option<&VersionId>,
         update: &PropertiesUpdate,
     ) -> Result<SecretProperties> {
-        self.write(Operation::SecretUpdate, Some(name), |cx| cx.update(name, version, update))
+        self.write(Operation::SecretUpdate, Some(name), |cx| {
+            cx.update(name, version, update)
+        })
     }
 
     /// One page of live secrets (the current version's properties, no values), in an order fixed
@@ -388,7 +458,9 @@ impl Vault {
         self.read(Operation::SecretList, None, |cx| {
             let table = cx.txn.open_table(SECRETS)?;
             let page = page_of(&table, after, limit, |hash, bytes| {
-                let rec: SecretRecord = cx.keys.open(cx.vault_id, TableId::Secrets, hash, tag::SECRET, bytes)?;
+                let rec: SecretRecord =
+                    cx.keys
+                        .open(cx.vault_id, TableId::Secrets, hash, tag::SECRET, bytes)?;
                 Ok(props(&rec.name, &rec.current))
             })?;
             Ok((page, None))
@@ -414,12 +486,23 @@ impl Vault {
         self.read(Operation::SecretListVersions, Some(name), |cx| {
             let (hash, rec) = cx.secret(name)?;
             let table = cx.txn.open_table(VERSIONS)?;
-            let mut out = Vec::with_capacity(usize::try_from(rec.current.seq - rec.first_seq + 1).unwrap_or(0));
+            let mut out = Vec::with_capacity(
+                usize::try_from(rec.current.seq - rec.first_seq + 1).unwrap_or(0),
+            );
             out.push(props(&rec.name, &rec.current));
-            for row in table.range((hash, rec.first_seq)..(hash, rec.current.seq))?.rev() {
+            for row in table
+                .range((hash, rec.first_seq)..(hash, rec.current.seq))?
+                .rev()
+            {
                 let (k, bytes) = row?;
                 let (_, seq) = k.value();
-                let v: VersionRecord = cx.keys.open(cx.vault_id, TableId::Versions, &seq_key(&hash, seq), tag::VERSION, bytes.value())?;
+                let v: VersionRecord = cx.keys.open(
+                    cx.vault_id,
+                    TableId::Versions,
+                    &seq_key(&hash, seq),
+                    tag::VERSION,
+                    bytes.value(),
+                )?;
                 out.push(props(&rec.name, &v));
             }
             Ok((out, None))
@@ -453,7 +536,11 @@ pub(crate) fn page_of<T>(
     }
     Ok(Page {
         items,
-        next: if more { last.map(|h| crypto::hex(&h)) } else { None },
+        next: if more {
+            last.map(|h| crypto::hex(&h))
+        } else {
+            None
+        },
     })
 }
 
