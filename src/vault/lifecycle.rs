@@ -51,6 +51,7 @@ fn destroy(cx: &WriteCx<'_>, hash: &NameHash) -> Result<()> {
 /// Purges every deleted secret and retired version whose date has come (as actor `system`).
 pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
     let now = cx.now;
+    let mut left: Option<Timestamp> = None;
     let mut due_secrets = Vec::new();
     {
         let deleted = cx.txn.open_table(DELETED)?;
@@ -63,6 +64,9 @@ pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
             let d = deleted_secret(&rec)?;
             if d.scheduled_purge <= now {
                 due_secrets.push((hash, rec.name));
+            } else {
+                left =
+                    Some(left.map_or(d.scheduled_purge, |l: Timestamp| l.min(d.scheduled_purge)));
             }
         }
     }
@@ -79,12 +83,17 @@ pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
                 tag::VERSION,
                 v.value(),
             )?;
-            if ver.retired.is_some_and(|r| r.scheduled_purge <= now) {
-                due_versions.push((hash, seq, ver.id));
+            match ver.retired {
+                Some(r) if r.scheduled_purge <= now => due_versions.push((hash, seq, ver.id)),
+                Some(r) => {
+                    left = Some(left.map_or(r.scheduled_purge, |l| l.min(r.scheduled_purge)))
+                }
+                None => return Err(Error::corrupted("a retired version has no retirement date")),
             }
         }
     }
     let count = (due_secrets.len() + due_versions.len()) as u64;
+    cx.rescanned = Some(left);
     for (hash, seq, id) in due_versions {
         cx.txn.open_table(RETIRED)?.remove((hash, seq))?;
         cx.txn.open_table(VERSION_IDS)?.remove((hash, id))?;

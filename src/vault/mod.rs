@@ -34,6 +34,9 @@ use crate::storage::{
     self, AUDIT, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS,
 };
 
+/// Buffered read records kept in memory at most; the next read commits them.
+const MAX_PENDING: usize = 4096;
+
 /// The actor named in records of what the vault does by itself (automatic purges, pruning).
 pub const SYSTEM_ACTOR: &str = "system";
 
@@ -271,6 +274,8 @@ pub(crate) struct WriteCx<'a> {
     pub name: Option<String>,
     /// A purge date created by this write (a deletion or a retired version).
     pub new_due: Option<Timestamp>,
+    /// Set by a purge pass: the earliest purge date left after it.
+    pub rescanned: Option<Option<Timestamp>>,
     settings: Option<Settings>,
 }
 
@@ -542,7 +547,15 @@ impl Inner {
                 self.flush_with(&self.store())
             }
             _ => {
-                lock(&self.pending).push(entry);
+                let len = {
+                    let mut pending = lock(&self.pending);
+                    pending.push(entry);
+                    pending.len()
+                };
+                // Bounded memory for read-mostly processes: a full buffer is committed.
+                if len >= MAX_PENDING {
+                    self.flush_with(&self.store())?;
+                }
                 Ok(())
             }
         }
@@ -552,11 +565,15 @@ impl Inner {
         lock(&self.purge_hint).is_some_and(|t| t <= now)
     }
 
-    fn note_due(&self, t: Option<Timestamp>) {
-        if let Some(t) = t {
-            let mut hint = lock(&self.purge_hint);
-            *hint = Some(hint.map_or(t, |h| h.min(t)));
-        }
+    /// Updates the purge hint after a commit: `rescanned` is the earliest date left after a
+    /// purge pass (if one ran), `new_due` a date the write created.
+    fn update_hint(&self, rescanned: Option<Option<Timestamp>>, new_due: Option<Timestamp>) {
+        let mut hint = lock(&self.purge_hint);
+        let base = rescanned.unwrap_or(*hint);
+        *hint = match (base, new_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -965,6 +982,7 @@ impl Vault {
                     version,
                     name: found_name,
                     new_due,
+                    rescanned,
                     ..
                 } = cx;
                 records.push(AuditEntry {
@@ -977,7 +995,7 @@ impl Vault {
                     outcome: None,
                 });
                 self.inner.commit(&store, txn, records)?;
-                self.inner.note_due(new_due);
+                self.inner.update_hint(rescanned, new_due);
                 Ok(v)
             }
             Err(e) => {
@@ -1004,8 +1022,11 @@ impl Vault {
         let mut cx = WriteCx::new(&txn, &store.keys, &self.inner.vault_id, now);
         lifecycle::purge_due(&mut cx)?;
         let records = std::mem::take(&mut cx.records);
+        let rescanned = cx.rescanned;
         drop(cx);
-        self.inner.commit(&store, txn, records)
+        self.inner.commit(&store, txn, records)?;
+        self.inner.update_hint(rescanned, None);
+        Ok(())
     }
 
     /// Scans deleted secrets and retired versions for the earliest purge date.
@@ -1034,6 +1055,7 @@ impl<'a> WriteCx<'a> {
             version: None,
             name: None,
             new_due: None,
+            rescanned: None,
             settings: None,
         }
     }

@@ -159,23 +159,28 @@ impl ReadCx<'_> {
         Ok((hash, rec))
     }
 
+    /// The version `id` (or the current one) of `rec`, with the secret's name; takes the
+    /// record apart rather than cloning the current value.
     fn version(
         &self,
         hash: &NameHash,
-        rec: &SecretRecord,
+        rec: SecretRecord,
         id: Option<&VersionId>,
-    ) -> Result<VersionRecord> {
+    ) -> Result<(String, VersionRecord)> {
         match id {
-            None => Ok(rec.current.clone()),
-            Some(id) => find_version(
-                &self.txn.open_table(VERSION_IDS)?,
-                &self.txn.open_table(VERSIONS)?,
-                self.keys,
-                self.vault_id,
-                hash,
-                rec,
-                id,
-            ),
+            Some(id) if id.0 != rec.current.id => {
+                let v = find_version(
+                    &self.txn.open_table(VERSION_IDS)?,
+                    &self.txn.open_table(VERSIONS)?,
+                    self.keys,
+                    self.vault_id,
+                    hash,
+                    &rec,
+                    id,
+                )?;
+                Ok((rec.name, v))
+            }
+            _ => Ok((rec.name, rec.current)),
         }
     }
 }
@@ -405,11 +410,11 @@ impl Vault {
         let strict = options.strict || self.inner.strict;
         self.read(Operation::SecretGet, Some(name), |cx| {
             let (hash, rec) = cx.secret(name)?;
-            let mut v = cx.version(&hash, &rec, options.version.as_ref())?;
+            let (name, mut v) = cx.version(&hash, rec, options.version.as_ref())?;
             if !v.props.enabled {
                 return Err(Error::Disabled);
             }
-            let properties = props(&rec.name, &v);
+            let properties = props(&name, &v);
             if strict && properties.is_outside_validity(cx.now) {
                 return Err(Error::OutsideValidity);
             }
@@ -423,8 +428,8 @@ impl Vault {
     pub fn properties(&self, name: &str, version: Option<&VersionId>) -> Result<SecretProperties> {
         self.read(Operation::SecretGetProperties, Some(name), |cx| {
             let (hash, rec) = cx.secret(name)?;
-            let v = cx.version(&hash, &rec, version)?;
-            Ok((props(&rec.name, &v), Some(v.id)))
+            let (name, v) = cx.version(&hash, rec, version)?;
+            Ok((props(&name, &v), Some(v.id)))
         })
     }
 
