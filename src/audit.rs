@@ -102,6 +102,8 @@ operations! {
     SecretListExpiring = 14, Reader, "list expiring secrets";
     /// A version removed by `max_versions` (recorded with actor `system`).
     SecretPrune = 15, Writer, "prune versions";
+    /// Write many secrets in one transaction (each also gets its own `SecretSet` record).
+    SecretImport = 16, Writer, "import secrets";
     /// Create the vault.
     VaultCreate = 32, Owner, "create the vault";
     /// Unlock and open the vault.

@@ -7,6 +7,7 @@
 //! later writes fail with [`Error::Poisoned`] until the vault is reopened.
 
 mod admin;
+mod batch;
 pub use admin::Progress;
 mod lifecycle;
 mod secrets;
@@ -317,6 +318,20 @@ impl WriteCx<'_> {
         let mac = auth_mac(&meta, &slots, self.keys, &settings)?;
         meta.insert(storage::META_AUTH, mac.as_slice())?;
         Ok(())
+    }
+
+    /// Adds a record of an operation done on behalf of the caller within this write (for
+    /// batches: one record per item).
+    pub fn caller_record(&mut self, actor: &str, op: Operation, name: &str, version: [u8; 16]) {
+        self.records.push(AuditEntry {
+            seq: 0,
+            time: self.now,
+            actor: actor.to_string(),
+            operation: op.code(),
+            name: Some(name.to_string()),
+            version: Some(version),
+            outcome: None,
+        });
     }
 
     /// Adds a record of something the vault did by itself.

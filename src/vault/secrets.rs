@@ -203,7 +203,7 @@ impl WriteCx<'_> {
         Ok(())
     }
 
-    fn set(
+    pub(crate) fn set(
         &mut self,
         name: &str,
         value: &[u8],
