@@ -1,0 +1,297 @@
+//! tresor against raw redb doing the same work, in the same run.
+//!
+//! `cargo bench --bench vault` (all groups), or name groups: `cargo bench --bench vault -- get/`.
+//! Vault sizes for the `get` groups come from `TRESOR_BENCH_SIZES` (default `10000,100000,1000000`).
+//! `python3 scripts/bench_report.py` turns criterion's output into the ratio table and the plot of
+//! BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use tresor::{AuditLevel, Credential, Options, SetOptions, Vault};
+
+const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("raw");
+const VALUE_LEN: usize = 256;
+
+fn sizes() -> Vec<usize> {
+    std::env::var("TRESOR_BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000,1000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("TRESOR_BENCH_SIZES: comma-separated numbers"))
+        .collect()
+}
+
+fn name(i: usize) -> String {
+    format!("secret-{i:07}")
+}
+
+fn value(i: usize) -> Vec<u8> {
+    let mut v = vec![0u8; VALUE_LEN];
+    for (j, b) in v.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(31).wrapping_add(j) % 251) as u8;
+    }
+    v
+}
+
+/// A small deterministic generator of random indexes (xorshift64*).
+struct Picker(u64);
+
+impl Picker {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    }
+}
+
+fn key() -> Credential {
+    Credential::key([7u8; 32])
+}
+
+/// A vault file holding `n` secrets of 256 bytes, written in batches.
+fn tresor_file(dir: &Path, n: usize) -> std::path::PathBuf {
+    let path = dir.join(format!("tresor-{n}.tresor"));
+    let vault = Vault::create(&path, &key(), Options::new()).unwrap();
+    let opts = SetOptions::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(50_000) {
+        let names: Vec<String> = chunk.iter().map(|&i| name(i)).collect();
+        let values: Vec<Vec<u8>> = chunk.iter().map(|&i| value(i)).collect();
+        vault
+            .set_many(names.iter().zip(&values).map(|(n, v)| (n.as_str(), v.as_slice(), &opts)))
+            .unwrap();
+    }
+    drop(vault);
+    path
+}
+
+/// A raw redb file with the same names and values (sealed when `aead` is given).
+fn raw_file(dir: &Path, n: usize, aead: Option<&XChaCha20Poly1305>, tag: &str) -> Database {
+    let db = Database::create(dir.join(format!("raw-{tag}-{n}.redb"))).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(RAW).unwrap();
+        for i in 0..n {
+            let v = match aead {
+                None => value(i),
+                Some(c) => seal(c, &value(i)),
+            };
+            t.insert(name(i).as_str(), v.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    db
+}
+
+fn seal(c: &XChaCha20Poly1305, plain: &[u8]) -> Vec<u8> {
+    let nonce = [9u8; 24];
+    let mut out = nonce.to_vec();
+    out.extend(c.encrypt(&nonce.into(), plain).unwrap());
+    out
+}
+
+fn open_sealed(c: &XChaCha20Poly1305, sealed: &[u8]) -> Vec<u8> {
+    let nonce: [u8; 24] = sealed[..24].try_into().unwrap();
+    c.decrypt(&nonce.into(), &sealed[24..]).unwrap()
+}
+
+fn bench_get(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let cipher = XChaCha20Poly1305::new(&[3u8; 32].into());
+    let mut group = c.benchmark_group("get");
+    group.sample_size(30).measurement_time(Duration::from_secs(4));
+    for n in sizes() {
+        let path = tresor_file(dir.path(), n);
+        {
+            let raw = raw_file(dir.path(), n, None, "plain");
+            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            group.bench_with_input(BenchmarkId::new("raw-redb", n), &n, |b, &n| {
+                b.iter(|| {
+                    let txn = raw.begin_read().unwrap();
+                    let t = txn.open_table(RAW).unwrap();
+                    let v = t.get(name(pick.next(n)).as_str()).unwrap().unwrap().value().to_vec();
+                    black_box(v)
+                })
+            });
+        }
+        {
+            let raw = raw_file(dir.path(), n, Some(&cipher), "sealed");
+            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            group.bench_with_input(BenchmarkId::new("raw-redb+aead", n), &n, |b, &n| {
+                b.iter(|| {
+                    let txn = raw.begin_read().unwrap();
+                    let t = txn.open_table(RAW).unwrap();
+                    let sealed = t.get(name(pick.next(n)).as_str()).unwrap().unwrap();
+                    black_box(open_sealed(&cipher, sealed.value()))
+                })
+            });
+        }
+        for (level, label) in [
+            (AuditLevel::Off, "tresor-off"),
+            (AuditLevel::Buffered, "tresor-buffered"),
+            (AuditLevel::Durable, "tresor-durable"),
+        ] {
+            let vault = Vault::open(&path, &key(), Options::new().read_audit(level)).unwrap();
+            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            if level == AuditLevel::Durable {
+                group.sample_size(10);
+            }
+            group.bench_with_input(BenchmarkId::new(label, n), &n, |b, &n| {
+                b.iter(|| black_box(vault.get(&name(pick.next(n))).unwrap()))
+            });
+            group.sample_size(30);
+        }
+    }
+    group.finish();
+}
+
+fn bench_set(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("set-durable");
+    group.sample_size(30).measurement_time(Duration::from_secs(6));
+    let raw = raw_file(dir.path(), 1000, None, "set");
+    let v = value(1);
+    let mut i = 0usize;
+    group.bench_function("raw-redb", |b| {
+        b.iter(|| {
+            i += 1;
+            let txn = raw.begin_write().unwrap();
+            txn.open_table(RAW).unwrap().insert(name(i % 1000).as_str(), v.as_slice()).unwrap();
+            txn.commit().unwrap();
+        })
+    });
+    let vault = Vault::open(tresor_file(dir.path(), 1000), &key(), Options::new()).unwrap();
+    let mut i = 0usize;
+    group.bench_function("tresor", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(vault.set(&name(i % 1000), &v).unwrap())
+        })
+    });
+    group.finish();
+}
+
+fn bench_bulk(c: &mut Criterion) {
+    let n = 100_000;
+    let names: Vec<String> = (0..n).map(name).collect();
+    let values: Vec<Vec<u8>> = (0..n).map(value).collect();
+    let mut group = c.benchmark_group("bulk-100k");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group.bench_function("raw-redb", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let db = Database::create(dir.path().join("bulk.redb")).unwrap();
+                (dir, db)
+            },
+            |(dir, db)| {
+                let txn = db.begin_write().unwrap();
+                {
+                    let mut t = txn.open_table(RAW).unwrap();
+                    for (k, v) in names.iter().zip(&values) {
+                        t.insert(k.as_str(), v.as_slice()).unwrap();
+                    }
+                }
+                txn.commit().unwrap();
+                (dir, db)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let opts = SetOptions::new();
+    group.bench_function("tresor", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let vault = Vault::create(dir.path().join("bulk.tresor"), &key(), Options::new()).unwrap();
+                (dir, vault)
+            },
+            |(dir, vault)| {
+                vault
+                    .set_many(names.iter().zip(&values).map(|(n, v)| (n.as_str(), v.as_slice(), &opts)))
+                    .unwrap();
+                (dir, vault)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn bench_lists(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("list");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    let vault = Vault::open(tresor_file(dir.path(), 100_000), &key(), Options::new()).unwrap();
+    group.bench_function("tresor-list-100k", |b| b.iter(|| black_box(vault.list_all().unwrap().len())));
+    let raw = raw_file(dir.path(), 100_000, None, "list");
+    group.bench_function("raw-redb-scan-100k", |b| {
+        b.iter(|| {
+            let txn = raw.begin_read().unwrap();
+            let t = txn.open_table(RAW).unwrap();
+            let names: Vec<String> = t.range::<&str>(..).unwrap().map(|r| r.unwrap().0.value().to_string()).collect();
+            black_box(names.len())
+        })
+    });
+    let many = Vault::create(dir.path().join("versions.tresor"), &key(), Options::new()).unwrap();
+    let opts = SetOptions::new();
+    let v = value(0);
+    let items: Vec<(&str, &[u8], &SetOptions)> = (0..1000).map(|_| ("rotating", v.as_slice(), &opts)).collect();
+    many.set_many(items).unwrap();
+    group.bench_function("tresor-list-versions-1000", |b| {
+        b.iter(|| black_box(many.list_versions("rotating").unwrap().len()))
+    });
+    group.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("open");
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    let keyed = tresor_file(dir.path(), 1000);
+    group.bench_function("tresor-open-key", |b| {
+        b.iter(|| black_box(Vault::open(&keyed, &key(), Options::new()).unwrap()))
+    });
+    let pass = Credential::passphrase("correct horse battery staple");
+    let pass_path = dir.path().join("pass.tresor");
+    drop(Vault::create(&pass_path, &pass, Options::new()).unwrap());
+    group.bench_function("tresor-open-passphrase-default-kdf", |b| {
+        b.iter(|| black_box(Vault::open(&pass_path, &pass, Options::new()).unwrap()))
+    });
+    let raw_path = dir.path().join("raw-open.redb");
+    drop(Database::create(&raw_path).unwrap());
+    group.bench_function("raw-redb-open", |b| b.iter(|| black_box(Database::open(&raw_path).unwrap())));
+    let mut i = 0u64;
+    group.bench_function("tresor-create-key", |b| {
+        b.iter(|| {
+            i += 1;
+            let p = dir.path().join(format!("create-{i}.tresor"));
+            drop(Vault::create(&p, &key(), Options::new()).unwrap());
+            std::fs::remove_file(p).unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn bench_maintenance(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("maintenance-10k");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    let path = tresor_file(dir.path(), 10_000);
+    let vault = Vault::open(&path, &key(), Options::new().read_audit(AuditLevel::Off)).unwrap();
+    group.bench_function("tresor-rotate-master-key", |b| {
+        b.iter(|| vault.rotate_master_key(&[], |_| {}).unwrap())
+    });
+    group.bench_function("tresor-backup-secret", |b| {
+        b.iter(|| black_box(vault.backup_secret(&name(4242)).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_get, bench_set, bench_bulk, bench_lists, bench_open, bench_maintenance);
+criterion_main!(benches);
