@@ -882,6 +882,26 @@ impl Vault {
         self.role
     }
 
+    /// The id of the key slot whose credential unlocked (or created) this vault, as listed by
+    /// [`Vault::slots`]; `None` once that slot has been removed. Tools use it to act on "the
+    /// slot I came in with" (changing its passphrase, say).
+    ///
+    /// ```
+    /// use tresor::{Credential, Options, SlotSpec, Vault};
+    ///
+    /// let vault = Vault::create_in_memory(&Credential::generate_key()?, Options::new())?;
+    /// assert_eq!(vault.unlocked_slot(), Some(1));
+    /// let other = vault.add_slot(&SlotSpec::new(Credential::generate_key()?, "spare"))?;
+    /// assert_eq!(vault.unlocked_slot(), Some(1));
+    /// vault.remove_slot(1)?;
+    /// assert_eq!(vault.unlocked_slot(), None);
+    /// # let _ = other;
+    /// # Ok::<(), tresor::Error>(())
+    /// ```
+    pub fn unlocked_slot(&self) -> Option<u32> {
+        lock(&self.inner.unlocked).as_ref().map(|(id, _)| *id)
+    }
+
     /// A handle on the same open vault acting as another identity: `actor` is recorded in
     /// audit records, `role` limits what it may do. The role must be one this handle's role
     /// includes (an owner may hand out any role, a writer only writer or reader).
