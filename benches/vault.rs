@@ -103,10 +103,11 @@ fn open_sealed(c: &XChaCha20Poly1305, sealed: &[u8]) -> Vec<u8> {
 fn bench_get(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let cipher = XChaCha20Poly1305::new(&[3u8; 32].into());
+    let files: Vec<(usize, std::path::PathBuf)> = sizes().into_iter().map(|n| (n, tresor_file(dir.path(), n))).collect();
     let mut group = c.benchmark_group("get");
     group.sample_size(30).measurement_time(Duration::from_secs(4));
-    for n in sizes() {
-        let path = tresor_file(dir.path(), n);
+    for (n, path) in &files {
+        let n = *n;
         {
             let raw = raw_file(dir.path(), n, None, "plain");
             let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
@@ -136,7 +137,7 @@ fn bench_get(c: &mut Criterion) {
             (AuditLevel::Buffered, "tresor-buffered"),
             (AuditLevel::Durable, "tresor-durable"),
         ] {
-            let vault = Vault::open(&path, &key(), Options::new().read_audit(level)).unwrap();
+            let vault = Vault::open(path, &key(), Options::new().read_audit(level)).unwrap();
             let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
             if level == AuditLevel::Durable {
                 group.sample_size(10);
@@ -146,6 +147,20 @@ fn bench_get(c: &mut Criterion) {
             });
             group.sample_size(30);
         }
+    }
+    group.finish();
+
+    // The cost of a durable write as the vault grows.
+    let mut group = c.benchmark_group("set-scaling");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    for (n, path) in &files {
+        let n = *n;
+        let vault = Vault::open(path, &key(), Options::new()).unwrap();
+        let mut pick = Picker(0x2545_f491_4f6c_dd1d);
+        let v = value(7);
+        group.bench_with_input(BenchmarkId::new("tresor", n), &n, |b, &n| {
+            b.iter(|| black_box(vault.set(&name(pick.next(n)), &v).unwrap()))
+        });
     }
     group.finish();
 }
