@@ -978,12 +978,14 @@ impl Vault {
             };
             f(&cx)
         };
-        let (version, err) = match &result {
-            Ok((_, v)) => (*v, None),
-            Err(e) => (None, Some(e)),
-        };
-        self.inner
-            .note(self.inner.entry(&self.actor, op, name, version, err), false)?;
+        if self.inner.read_audit != AuditLevel::Off {
+            let (version, err) = match &result {
+                Ok((_, v)) => (*v, None),
+                Err(e) => (None, Some(e)),
+            };
+            self.inner
+                .note(self.inner.entry(&self.actor, op, name, version, err), false)?;
+        }
         result.map(|(v, _)| v)
     }
 
