@@ -35,6 +35,8 @@ mod clock;
 mod crypto;
 mod encoding;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod secret;
 mod slot;
 mod storage;

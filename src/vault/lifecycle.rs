@@ -308,6 +308,23 @@ fn seal_backup(keys: &Keys, vault_id: &[u8; 16], payload: &BackupPayload) -> Res
     Ok(out)
 }
 
+impl Vault {
+    /// Seals arbitrary bytes as the payload of a backup blob of this vault, so that a fuzz
+    /// target can reach the checks [`Vault::restore_secret`] makes after authentication. Used
+    /// only by `crate::fuzzing`.
+    pub(crate) fn seal_backup_plaintext(&self, plain: &[u8]) -> Result<Vec<u8>> {
+        let store = self.inner.store();
+        let vault_id = self.inner.vault_id;
+        let sealed = store.keys.backup.seal(&backup_aad(&vault_id), plain)?;
+        let mut out = Vec::with_capacity(26 + sealed.len());
+        out.extend_from_slice(BACKUP_MAGIC);
+        out.extend_from_slice(&encoding::FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&vault_id);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+}
+
 fn open_backup(keys: &Keys, vault_id: &[u8; 16], blob: &[u8]) -> Result<BackupPayload> {
     if blob.len() < 8 || &blob[..8] != BACKUP_MAGIC {
         return Err(Error::InvalidBackup("not a tresor backup"));
