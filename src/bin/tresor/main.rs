@@ -1,1 +1,32 @@
-fn main() {}
+//! `tresor`: the command line of the tresor secrets vault. It uses only the library's public API.
+//!
+//! Exit status: 0 on success, 2 for usage errors, 1 for every other error (one `error:` line on
+//! stderr); `run` returns its command's status.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod dotenv;
+mod error;
+mod files;
+mod names;
+mod output;
+mod parse;
+mod time;
+mod unlock;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

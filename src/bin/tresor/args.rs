@@ -1,0 +1,566 @@
+//! The command line's grammar: every command, flag and environment variable (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use tresor::{Checkpoint, KdfParams, Timestamp, VersionId};
+
+use crate::parse;
+
+/// An embedded, single-file, encrypted and audited secrets vault.
+///
+/// The vault is the file given by --vault (or TRESOR_VAULT), else ./.tresor/<profile>.tresor.
+/// It is unlocked by --key-file, --passphrase-file, TRESOR_PASSPHRASE, or a prompt on a terminal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tresor",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the vault is, how to unlock it, and how it is opened.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The vault file [default: ./.tresor/<profile>.tresor]
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_VAULT",
+        value_name = "PATH",
+        help_heading = "Vault"
+    )]
+    pub vault: Option<PathBuf>,
+
+    /// Profile naming the default vault file ./.tresor/<profile>.tresor
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_PROFILE",
+        default_value = "dev",
+        value_name = "NAME",
+        value_parser = parse::profile,
+        help_heading = "Vault"
+    )]
+    pub profile: String,
+
+    /// Unlock with the 256-bit key in this file (made by `tresor keygen`)
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_KEY_FILE",
+        value_name = "PATH",
+        help_heading = "Vault"
+    )]
+    pub key_file: Option<PathBuf>,
+
+    /// Unlock with the passphrase in this file (one trailing newline is ignored). Without a
+    /// key or passphrase file, TRESOR_PASSPHRASE holds the passphrase itself; else a terminal
+    /// prompt asks for it.
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_PASSPHRASE_FILE",
+        value_name = "PATH",
+        help_heading = "Vault"
+    )]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Actor named in audit records [default: the label of the unlocking key slot]
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_ACTOR",
+        value_name = "NAME",
+        help_heading = "Vault"
+    )]
+    pub actor: Option<String>,
+
+    /// How reads are audited: recorded before the value is shown (durable), at exit (buffered),
+    /// or not at all (off). Writes and refusals are always recorded.
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_AUDIT_READS",
+        value_enum,
+        default_value = "durable",
+        value_name = "LEVEL",
+        help_heading = "Vault"
+    )]
+    pub audit_reads: AuditReads,
+
+    /// Refuse to open a vault that does not contain this checkpoint (`tresor checkpoint`):
+    /// detects a file rolled back to an older copy
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_CHECKPOINT",
+        value_name = "CHECKPOINT",
+        value_parser = parse::checkpoint,
+        help_heading = "Vault"
+    )]
+    pub expect_checkpoint: Option<Checkpoint>,
+
+    /// Argon2id cost of new passphrase slots (init, slot add, passwd): `default` (64 MiB, t=3,
+    /// p=4), `min` (19 MiB, t=2, p=1, the floor), or MEMORY_KIB,ITERATIONS,PARALLELISM
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_KDF",
+        default_value = "default",
+        value_name = "COST",
+        value_parser = parse::kdf,
+        help_heading = "Vault"
+    )]
+    pub kdf: KdfParams,
+}
+
+/// The `--audit-reads` levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditReads {
+    /// Each read's record is committed before its value is shown.
+    Durable,
+    /// Read records are committed when the command ends.
+    Buffered,
+    /// Reads are not recorded.
+    Off,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new random 256-bit key file (mode 0600)
+    Keygen(KeygenArgs),
+    /// Create a vault unlocked by the key or passphrase given
+    Init(InitArgs),
+    /// Write a new version of a secret and print its version id
+    Set(SetArgs),
+    /// Write a secret's value to stdout, byte for byte
+    Get(GetArgs),
+    /// Show a secret's properties (never its value)
+    Show(ShowArgs),
+    /// List secrets (or deleted or expiring ones)
+    List(ListArgs),
+    /// List a secret's versions, newest first
+    Versions(VersionsArgs),
+    /// Change a version's properties without writing a new value
+    Update(UpdateArgs),
+    /// Soft-delete a secret (recoverable until its scheduled purge)
+    Delete(NameArg),
+    /// Bring a deleted secret back with all its versions
+    Recover(NameArg),
+    /// Remove a deleted secret for good
+    Purge(NameArg),
+    /// Write an encrypted backup of a secret with all its versions
+    Backup(BackupArgs),
+    /// Restore a secret from a backup file
+    Restore(RestoreArgs),
+    /// Write a consistent copy of the whole vault file
+    Copy(CopyArgs),
+    /// Show the audit log, or verify its chain
+    Audit(AuditArgs),
+    /// Print the head of the audit chain (for --expect-checkpoint)
+    Checkpoint,
+    /// List, add or remove key slots
+    #[command(subcommand)]
+    Slot(SlotCommand),
+    /// Change the passphrase of a passphrase slot
+    Passwd(PasswdArgs),
+    /// Re-encrypt everything under a new master key
+    RotateKey(RotateArgs),
+    /// Compact the file, releasing the space of purged records
+    Compact,
+    /// Check the whole file: page checksums, every record, the audit chain
+    Check,
+    /// Show the vault's settings, or turn purge protection on
+    Settings(SettingsArgs),
+    /// Import secrets from a .env or JSON file, all in one transaction
+    Import(ImportArgs),
+    /// Export every secret's current value as .env or JSON
+    Export(ExportArgs),
+    /// Run a command with secrets in its environment
+    Run(RunArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (must not exist)
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Days a deleted secret stays recoverable (7-90)
+    #[arg(long, default_value_t = 90, value_name = "N", value_parser = clap::value_parser!(u16).range(7..=90))]
+    pub retention_days: u16,
+    /// Turn purge protection on: deleted secrets cannot be purged before their retention ends.
+    /// It can never be turned off.
+    #[arg(long)]
+    pub purge_protection: bool,
+    /// Label of the first key slot (named in audit records)
+    #[arg(long, default_value = "owner", value_name = "L")]
+    pub label: String,
+    /// Keep at most N versions of each secret
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_versions: Option<u32>,
+}
+
+/// Properties shared by `set` and `update`.
+#[derive(Debug, Args)]
+pub struct TimeArgs {
+    /// Expiry: an RFC 3339 time, a date (midnight UTC), or a duration from now (90d, 12h, 30m)
+    #[arg(long, value_name = "WHEN", value_parser = parse::when)]
+    pub expires: Option<Timestamp>,
+    /// Not valid before: same forms as --expires
+    #[arg(long, value_name = "WHEN", value_parser = parse::when)]
+    pub not_before: Option<Timestamp>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("cas").args(["if_version", "if_absent"])))]
+pub struct SetArgs {
+    /// Secret name: 1-127 characters of 0-9, a-z, A-Z and '-'
+    pub name: String,
+    /// The value (visible to other users in the process list: prefer --file or stdin).
+    /// Without VALUE or --file the value is read from stdin, byte for byte.
+    #[arg(conflicts_with = "file")]
+    pub value: Option<String>,
+    /// Read the value from this file, byte for byte
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Content type (free text, at most 255 characters)
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// A tag (repeatable; at most 15)
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse::tag)]
+    pub tags: Vec<(String, String)>,
+    #[command(flatten)]
+    pub times: TimeArgs,
+    /// Create the version disabled (its value cannot be read until enabled)
+    #[arg(long)]
+    pub disabled: bool,
+    /// Check-and-set: fail unless the current version is V
+    #[arg(long, value_name = "V", value_parser = parse::version)]
+    pub if_version: Option<VersionId>,
+    /// Check-and-set: fail if the secret exists (live or deleted)
+    #[arg(long)]
+    pub if_absent: bool,
+    /// Keep at most N versions of this secret from now on
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_versions: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+pub struct GetArgs {
+    /// Secret name
+    pub name: String,
+    /// A version id instead of the current version
+    #[arg(long, value_name = "V", value_parser = parse::version)]
+    pub version: Option<VersionId>,
+    /// Refuse a value outside its not-before..expires window
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+pub struct ShowArgs {
+    /// Secret name
+    pub name: String,
+    /// A version id instead of the current version
+    #[arg(long, value_name = "V", value_parser = parse::version)]
+    pub version: Option<VersionId>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List deleted secrets, with their purge dates
+    #[arg(long, conflicts_with = "expiring")]
+    pub deleted: bool,
+    /// List secrets expiring within this duration (30d, 12h, …) or already expired,
+    /// soonest first
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub expiring: Option<Duration>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// Secret name
+    pub name: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+#[command(group(
+    ArgGroup::new("change")
+        .args([
+            "enable", "disable", "content_type", "no_content_type", "tags", "untag",
+            "clear_tags", "expires", "no_expires", "not_before", "no_not_before",
+        ])
+        .required(true)
+        .multiple(true)
+))]
+pub struct UpdateArgs {
+    /// Secret name
+    pub name: String,
+    /// A version id instead of the current version
+    #[arg(long, value_name = "V", value_parser = parse::version)]
+    pub version: Option<VersionId>,
+    /// Enable the version
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Disable the version (its value cannot be read)
+    #[arg(long)]
+    pub disable: bool,
+    /// Set the content type
+    #[arg(long, value_name = "TYPE", conflicts_with = "no_content_type")]
+    pub content_type: Option<String>,
+    /// Remove the content type
+    #[arg(long)]
+    pub no_content_type: bool,
+    /// Add or change a tag (repeatable); other tags are kept
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse::tag)]
+    pub tags: Vec<(String, String)>,
+    /// Remove a tag (repeatable)
+    #[arg(long, value_name = "K")]
+    pub untag: Vec<String>,
+    /// Remove every tag (before --tag applies)
+    #[arg(long)]
+    pub clear_tags: bool,
+    /// Set the expiry (RFC 3339, a date, or a duration from now)
+    #[arg(long, value_name = "WHEN", value_parser = parse::when, conflicts_with = "no_expires")]
+    pub expires: Option<Timestamp>,
+    /// Remove the expiry
+    #[arg(long)]
+    pub no_expires: bool,
+    /// Set not-before (RFC 3339, a date, or a duration from now)
+    #[arg(long, value_name = "WHEN", value_parser = parse::when, conflicts_with = "no_not_before")]
+    pub not_before: Option<Timestamp>,
+    /// Remove not-before
+    #[arg(long)]
+    pub no_not_before: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// Secret name
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Secret name
+    pub name: String,
+    /// The backup file to write (must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file written by `tresor backup`
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The copy to write (must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Verify the whole chain first (without --tail, print only the result)
+    #[arg(long)]
+    pub verify: bool,
+    /// Show only the last N records
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `tresor slot …`.
+#[derive(Debug, Subcommand)]
+pub enum SlotCommand {
+    /// List the key slots
+    List(JsonFlag),
+    /// Add a key slot opened by a key file or a new passphrase
+    Add(SlotAddArgs),
+    /// Remove a key slot (never the last one)
+    Remove(SlotRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SlotAddArgs {
+    /// The new slot opens with the key in this file (see `tresor keygen`). Here --key-file
+    /// names the new key: the vault is unlocked as usual, by TRESOR_KEY_FILE, a passphrase, or
+    /// `tresor --key-file KEY slot add …`
+    #[arg(
+        long = "key-file",
+        id = "new_key_file",
+        value_name = "NEWKEY",
+        conflicts_with = "new_passphrase_file"
+    )]
+    pub new_key_file: Option<PathBuf>,
+    /// Unlock the vault with the key in this file (the global --key-file, which after `add`
+    /// names the new key)
+    // Sharing the global flag's id keeps clap from adding the global --key-file here.
+    #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
+    pub unlock_key_file: Option<PathBuf>,
+    /// The new slot opens with the passphrase in this file (else a prompt asks for one)
+    #[arg(long, value_name = "F")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// Label of the slot (named in audit records as the actor)
+    #[arg(long)]
+    pub label: String,
+    /// What the slot's holder may do
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+}
+
+/// The roles, as typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything: secrets, purge, key slots, settings, rotation, audit
+    Owner,
+    /// Read and write secrets
+    Writer,
+    /// Read secrets
+    Reader,
+    /// Read and verify the audit log
+    Auditor,
+}
+
+impl From<RoleArg> for tresor::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Owner => tresor::Role::Owner,
+            RoleArg::Writer => tresor::Role::Writer,
+            RoleArg::Reader => tresor::Role::Reader,
+            RoleArg::Auditor => tresor::Role::Auditor,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SlotRemoveArgs {
+    /// The slot id (see `tresor slot list`)
+    pub id: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// The passphrase slot to change [default: the one used to unlock, or the only one]
+    #[arg(long, value_name = "ID")]
+    pub slot: Option<u32>,
+    /// Read the new passphrase from this file (else a prompt asks for it twice)
+    #[arg(long, value_name = "F")]
+    pub new_passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The key file of another key slot (repeatable): every slot must be re-wrapped
+    #[arg(long, value_name = "PATH")]
+    pub also_key_file: Vec<PathBuf>,
+    /// The passphrase file of another key slot (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub also_passphrase_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Turn purge protection on (`on` is the only value: it can never be turned off)
+    #[arg(long, value_name = "on", value_parser = parse::purge_protection)]
+    pub purge_protection: Option<parse::On>,
+    /// Keep at most N versions of each secret (`none` for no limit)
+    #[arg(long, value_name = "N|none", value_parser = parse::max_versions)]
+    pub max_versions: Option<parse::MaxVersions>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// The file formats of import and export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// KEY=value lines; DB_PASSWORD is the secret db-password
+    Env,
+    /// One object {"name": "value", …}
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A .env or JSON file
+    pub file: PathBuf,
+    /// The file's format [default: json for *.json or a file starting with '{', else env]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: Format,
+    /// Write to this file (mode 0600, must not exist) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("secrets").args(["env", "all"]).required(true).multiple(true)))]
+pub struct RunArgs {
+    /// Put the secret NAME in the variable VAR (repeatable)
+    #[arg(long, value_name = "VAR=NAME", value_parser = parse::env_mapping)]
+    pub env: Vec<(String, String)>,
+    /// Put every secret in the environment: db-password becomes DB_PASSWORD
+    #[arg(long)]
+    pub all: bool,
+    /// The command and its arguments (after --)
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

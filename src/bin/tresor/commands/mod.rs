@@ -1,0 +1,96 @@
+//! The commands: each opens the vault it needs, does one thing, and closes the vault.
+
+mod audit;
+mod lifecycle;
+mod run;
+mod secrets;
+mod slots;
+mod transfer;
+mod vault;
+
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use tresor::{Error, Vault, VersionId};
+
+use crate::args::{Cli, Command, SlotCommand};
+use crate::error::{CliError, CliResult, describe, quote};
+use crate::{time, unlock};
+
+/// Runs the command line; `Ok` holds the exit status (a child's, for `run`).
+pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Keygen(a) => vault::keygen(a)?,
+        Command::Init(a) => vault::init(g, a)?,
+        Command::Check => vault::check(g)?,
+        Command::Run(a) => return run::run(g, a),
+        Command::Completions(a) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
+        }
+        command => {
+            let opened = unlock::open(g, false)?;
+            let v = &opened.vault;
+            let result = match command {
+                Command::Set(a) => secrets::set(v, a),
+                Command::Get(a) => secrets::get(v, a),
+                Command::Show(a) => secrets::show(v, a),
+                Command::List(a) => secrets::list(v, a),
+                Command::Versions(a) => secrets::versions(v, a),
+                Command::Update(a) => secrets::update(v, a),
+                Command::Delete(a) => lifecycle::delete(v, a),
+                Command::Recover(a) => lifecycle::recover(v, a),
+                Command::Purge(a) => lifecycle::purge(v, a),
+                Command::Backup(a) => lifecycle::backup(v, a),
+                Command::Restore(a) => lifecycle::restore(v, a),
+                Command::Copy(a) => vault::copy(v, a),
+                Command::Audit(a) => audit::audit(v, a),
+                Command::Checkpoint => audit::checkpoint(v),
+                Command::Slot(SlotCommand::List(a)) => slots::list(v, a),
+                Command::Slot(SlotCommand::Add(a)) => slots::add(g, v, a),
+                Command::Slot(SlotCommand::Remove(a)) => slots::remove(v, a),
+                Command::Passwd(a) => slots::passwd(g, &opened, a),
+                Command::RotateKey(a) => vault::rotate_key(v, a),
+                Command::Compact => vault::compact(v),
+                Command::Settings(a) => vault::settings(v, a),
+                Command::Import(a) => transfer::import(v, a),
+                Command::Export(a) => transfer::export(v, a),
+                Command::Keygen(_)
+                | Command::Init(_)
+                | Command::Check
+                | Command::Run(_)
+                | Command::Completions(_) => unreachable!("handled above"),
+            };
+            // Close (committing buffered audit records) whether or not the command failed;
+            // the command's own error is the one reported.
+            let closed = opened.vault.close().map_err(CliError::from);
+            result?;
+            closed?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The message for an error about the secret `name`: a name that reads as not found may be
+/// deleted, or the version asked for may be what is missing.
+pub fn explain(vault: &Vault, name: &str, version: Option<&VersionId>, e: Error) -> CliError {
+    if !matches!(e, Error::NotFound) {
+        return CliError::new(describe(&e, Some(name)));
+    }
+    if let Some(v) = version
+        && vault.properties(name, None).is_ok()
+    {
+        return CliError::new(format!("not found: {} has no version {v}", quote(name)));
+    }
+    if let Ok(d) = vault.deleted_properties(name) {
+        return CliError::new(format!(
+            "deleted: {} was deleted on {} and is purged on {} unless recovered (`tresor recover {}`)",
+            quote(&d.properties.name),
+            time::rfc3339(d.deleted_on),
+            time::rfc3339(d.scheduled_purge),
+            d.properties.name
+        ));
+    }
+    CliError::new(describe(&e, Some(name)))
+}

@@ -1,0 +1,93 @@
+//! `run`: a command with secrets in its environment.
+
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+
+use tresor::Vault;
+use zeroize::Zeroizing;
+
+use super::explain;
+use crate::args::{Global, RunArgs};
+use crate::error::{CliError, CliResult, describe, quote};
+use crate::{names, unlock};
+
+/// Reads the secrets, closes the vault (so that the command may open it too), runs the
+/// command, and returns its exit status. Values are never printed.
+pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
+    let opened = unlock::open(g, false)?;
+    let env = collect(&opened.vault, a)?;
+    opened.vault.close()?;
+    let (program, args) = a
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::new("no command to run"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (var, value) in &env {
+        cmd.env(var, os_value(var, value)?);
+    }
+    let status = cmd.status().map_err(|e| {
+        CliError::new(format!(
+            "cannot run {}: {e}",
+            quote(&program.to_string_lossy())
+        ))
+    })?;
+    drop(env);
+    if let Some(code) = status.code() {
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return Ok(ExitCode::from(u8::try_from(128 + sig).unwrap_or(1)));
+        }
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// The variables to set: `--all` first, then each `--env VAR=NAME` (which wins).
+fn collect(vault: &Vault, a: &RunArgs) -> CliResult<Vec<(String, Zeroizing<Vec<u8>>)>> {
+    let mut env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
+    if a.all {
+        let mut secrets = vault.list_all()?;
+        secrets.sort_by_key(|p| p.name.to_ascii_lowercase());
+        for p in secrets {
+            if !p.enabled {
+                eprintln!("note: {} is disabled and was left out", quote(&p.name));
+                continue;
+            }
+            let s = vault
+                .get(&p.name)
+                .map_err(|e| CliError::new(describe(&e, Some(&p.name))))?;
+            env.push((names::env_var(&p.name), Zeroizing::new(s.expose().to_vec())));
+        }
+    }
+    for (var, name) in &a.env {
+        let s = vault.get(name).map_err(|e| explain(vault, name, None, e))?;
+        env.retain(|(v, _)| v != var);
+        env.push((var.clone(), Zeroizing::new(s.expose().to_vec())));
+    }
+    Ok(env)
+}
+
+/// A value as the operating system takes it (no NUL byte; any bytes on Unix, UTF-8 elsewhere).
+fn os_value(var: &str, value: &[u8]) -> CliResult<OsString> {
+    if value.contains(&0) {
+        return Err(CliError::new(format!(
+            "the value for {} holds a NUL byte, which an environment variable cannot",
+            quote(var)
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(std::ffi::OsStr::from_bytes(value).to_os_string())
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(value)
+            .map(OsString::from)
+            .map_err(|_| CliError::new(format!("the value for {} is not UTF-8 text", quote(var))))
+    }
+}

@@ -1,0 +1,192 @@
+//! Finding the vault file, getting the credential that unlocks it, and opening it.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use tresor::{AuditLevel, Credential, Error, Options, Vault};
+use zeroize::Zeroizing;
+
+use crate::args::{AuditReads, Global};
+use crate::error::{CliError, CliResult, describe, io_error, quote};
+use crate::files;
+
+/// The environment variable holding a passphrase (when no key or passphrase file is given).
+pub const PASSPHRASE_ENV: &str = "TRESOR_PASSPHRASE";
+
+/// The directory of profile vaults, relative to the working directory.
+pub const PROFILE_DIR: &str = ".tresor";
+
+/// The vault file: `--vault`, `TRESOR_VAULT`, else `./.tresor/<profile>.tresor`.
+pub fn vault_path(g: &Global) -> PathBuf {
+    match &g.vault {
+        Some(p) => p.clone(),
+        None => Path::new(PROFILE_DIR).join(format!("{}.tresor", g.profile)),
+    }
+}
+
+/// How the vault was unlocked (for `passwd`'s default slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A key file.
+    Key,
+    /// A passphrase.
+    Passphrase,
+}
+
+/// Reads a key file, with messages that name the file.
+pub fn key_file(path: &Path) -> CliResult<Credential> {
+    Credential::key_file(path).map_err(|e| match e {
+        Error::Io(io) => io_error("cannot read key file", path, &io),
+        Error::InvalidArgument(_) => CliError::new(format!(
+            "key file {} is not a key: it must hold 64 hexadecimal characters or 32 raw bytes",
+            quote(&path.display().to_string())
+        )),
+        other => CliError::new(describe(&other, None)),
+    })
+}
+
+/// Reads a passphrase file: its text less one trailing newline.
+pub fn passphrase_file(path: &Path) -> CliResult<Credential> {
+    let bytes = Zeroizing::new(files::read("passphrase file", path)?);
+    let mut text: &[u8] = &bytes;
+    if let Some(rest) = text.strip_suffix(b"\n") {
+        text = rest.strip_suffix(b"\r").unwrap_or(rest);
+    }
+    let text = std::str::from_utf8(text).map_err(|_| {
+        CliError::new(format!(
+            "passphrase file {} is not UTF-8 text",
+            quote(&path.display().to_string())
+        ))
+    })?;
+    if text.is_empty() {
+        return Err(CliError::new(format!(
+            "passphrase file {} is empty",
+            quote(&path.display().to_string())
+        )));
+    }
+    Ok(Credential::passphrase(text))
+}
+
+/// Whether a person can be asked (stdin or stderr is a terminal).
+pub fn can_prompt() -> bool {
+    std::io::stdin().is_terminal() || std::io::stderr().is_terminal()
+}
+
+/// Asks for a passphrase on the terminal, twice when `confirm`.
+pub fn prompt_passphrase(prompt: &str, confirm: bool) -> CliResult<Credential> {
+    let ask = |p: &str| {
+        rpassword::prompt_password(p)
+            .map(Zeroizing::new)
+            .map_err(|e| CliError::new(format!("cannot read a passphrase from the terminal: {e}")))
+    };
+    let first = ask(prompt)?;
+    if first.is_empty() {
+        return Err(CliError::new("empty passphrase"));
+    }
+    if confirm {
+        let second = ask("Repeat it: ")?;
+        if *first != *second {
+            return Err(CliError::new("the passphrases do not match"));
+        }
+    }
+    Ok(Credential::passphrase(first.as_str()))
+}
+
+/// The credential given: `--key-file`, `--passphrase-file`, `TRESOR_PASSPHRASE`, or a prompt.
+/// `creating` asks a prompted passphrase twice.
+pub fn credential(g: &Global, path: &Path, creating: bool) -> CliResult<(Credential, Kind)> {
+    if let Some(p) = &g.key_file {
+        return Ok((key_file(p)?, Kind::Key));
+    }
+    if let Some(p) = &g.passphrase_file {
+        return Ok((passphrase_file(p)?, Kind::Passphrase));
+    }
+    if let Some(v) = std::env::var_os(PASSPHRASE_ENV) {
+        let v = Zeroizing::new(
+            v.into_string()
+                .map_err(|_| CliError::new(format!("{PASSPHRASE_ENV} is not valid UTF-8")))?,
+        );
+        if v.is_empty() {
+            return Err(CliError::new(format!("{PASSPHRASE_ENV} is empty")));
+        }
+        return Ok((Credential::passphrase(v.as_str()), Kind::Passphrase));
+    }
+    if can_prompt() {
+        let prompt = if creating {
+            format!("New passphrase for {}: ", path.display())
+        } else {
+            format!("Passphrase for {}: ", path.display())
+        };
+        return Ok((prompt_passphrase(&prompt, creating)?, Kind::Passphrase));
+    }
+    Err(CliError::new(format!(
+        "no key or passphrase: pass --key-file or --passphrase-file (or set TRESOR_KEY_FILE \
+         or {PASSPHRASE_ENV}), or run in a terminal to be asked"
+    )))
+}
+
+/// The open options from the global flags.
+pub fn options(g: &Global) -> Options {
+    let mut o = Options::new().read_audit(match g.audit_reads {
+        AuditReads::Durable => AuditLevel::Durable,
+        AuditReads::Buffered => AuditLevel::Buffered,
+        AuditReads::Off => AuditLevel::Off,
+    });
+    if let Some(a) = &g.actor {
+        o = o.actor(a.clone());
+    }
+    if let Some(cp) = g.expect_checkpoint {
+        o = o.expect_checkpoint(cp);
+    }
+    o
+}
+
+/// An open vault and how it was unlocked.
+pub struct Opened {
+    /// The vault.
+    pub vault: Vault,
+    /// The credential's kind.
+    pub kind: Kind,
+}
+
+/// Opens the vault with the global flags; `verify` checks the whole file first.
+pub fn open(g: &Global, verify: bool) -> CliResult<Opened> {
+    let path = vault_path(g);
+    let shown = quote(&path.display().to_string());
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::new(format!(
+                "no vault at {shown} (create one with `tresor init`)"
+            )));
+        }
+        Err(e) => return Err(io_error("cannot open vault", &path, &e)),
+        Ok(m) if !m.is_file() => {
+            return Err(CliError::new(format!("{shown} is not a vault file")));
+        }
+        Ok(m) if m.len() == 0 => {
+            return Err(CliError::new(format!(
+                "{shown} is not a tresor vault (the file is empty)"
+            )));
+        }
+        Ok(_) => {}
+    }
+    let (credential, kind) = credential(g, &path, false)?;
+    let vault = Vault::open(&path, &credential, options(g).verify_integrity(verify))
+        .map_err(|e| open_error(&path, e))?;
+    Ok(Opened { vault, kind })
+}
+
+/// Messages for a failed open, naming the file.
+fn open_error(path: &Path, e: Error) -> CliError {
+    let shown = quote(&path.display().to_string());
+    match e {
+        Error::WrongKey => CliError::new(format!(
+            "wrong key: the key or passphrase given does not open the vault {shown}"
+        )),
+        Error::Corrupted(why) => CliError::new(format!(
+            "{shown} is not a tresor vault, or it is damaged: {why}"
+        )),
+        Error::Io(io) => io_error("cannot open vault", path, &io),
+        other => CliError::new(describe(&other, None)),
+    }
+}
