@@ -369,6 +369,7 @@ impl Vault {
         let vid = &self.inner.vault_id;
         let txn = store.db.begin_read()?;
         let mut n = 0u64;
+        // Per secret: (first kept sequence, current sequence, current version id).
         let mut live = HashMap::new();
         for (def, which) in [(SECRETS, TableId::Secrets), (DELETED, TableId::Deleted)] {
             for row in txn.open_table(def)?.iter()? {
@@ -380,30 +381,64 @@ impl Vault {
                         "a secret record is stored under another name",
                     ));
                 }
-                if live.insert(hash, rec.current.seq).is_some() {
+                if rec.first_seq > rec.current.seq {
+                    return Err(Error::corrupted("a secret record's versions are out of order"));
+                }
+                let entry = (rec.first_seq, rec.current.seq, rec.current.id);
+                if live.insert(hash, entry).is_some() {
                     return Err(Error::corrupted("a secret is both live and deleted"));
                 }
                 n += 1;
             }
         }
+        // Every kept version between a secret's first and current sequence has its row, retired
+        // versions lie before the first, and every version (current, kept, retired) has exactly
+        // one index entry pointing at it: a removed row or a stale record replayed into its own
+        // row (both authenticate) breaks one of these.
+        let mut kept: HashMap<NameHash, u64> = HashMap::new();
+        let mut ids: HashMap<(NameHash, u64), [u8; 16]> = HashMap::new();
         for (def, which) in [(VERSIONS, TableId::Versions), (RETIRED, TableId::Retired)] {
             for row in txn.open_table(def)?.iter()? {
                 let (k, v) = row?;
                 let (hash, seq) = k.value();
                 let ver: VersionRecord =
                     keys.open(vid, which, &seq_key(&hash, seq), tag::VERSION, v.value())?;
-                if ver.seq != seq || !live.contains_key(&hash) {
+                let Some(&(first, current, _)) = live.get(&hash) else {
                     return Err(Error::corrupted("an orphaned or misplaced version record"));
+                };
+                let in_place = match which {
+                    TableId::Versions => first <= seq && seq < current,
+                    _ => seq < first,
+                };
+                if ver.seq != seq || !in_place || ids.insert((hash, seq), ver.id).is_some() {
+                    return Err(Error::corrupted("an orphaned or misplaced version record"));
+                }
+                if which == TableId::Versions {
+                    *kept.entry(hash).or_default() += 1;
                 }
                 n += 1;
             }
         }
-        for row in txn.open_table(VERSION_IDS)?.iter()? {
-            let (k, _) = row?;
-            if !live.contains_key(&k.value().0) {
-                return Err(Error::corrupted("an orphaned version index entry"));
+        for (hash, &(first, current, id)) in &live {
+            if kept.get(hash).copied().unwrap_or(0) != current - first {
+                return Err(Error::corrupted("a kept version of a secret is missing"));
             }
+            ids.insert((*hash, current), id);
+        }
+        let mut indexed = 0usize;
+        for row in txn.open_table(VERSION_IDS)?.iter()? {
+            let (k, seq) = row?;
+            let (hash, id) = k.value();
+            if ids.get(&(hash, seq.value())) != Some(&id) {
+                return Err(Error::corrupted(
+                    "an orphaned or misplaced version index entry",
+                ));
+            }
+            indexed += 1;
             n += 1;
+        }
+        if indexed != ids.len() {
+            return Err(Error::corrupted("a version index entry is missing"));
         }
         n += verify_chain(&txn, keys, vid)?;
         Ok(n)
