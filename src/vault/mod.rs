@@ -632,8 +632,15 @@ impl Vault {
             .write(true)
             .create_new(true)
             .open(path.as_ref())?;
-        let db = Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?;
-        Self::init(db, credential, options)
+        let created = (|| {
+            let db = Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?;
+            Self::init(db, credential, options)
+        })();
+        if created.is_err() {
+            // The file is ours (`create_new`): a refused or failed creation leaves nothing behind.
+            let _ = std::fs::remove_file(path.as_ref());
+        }
+        created
     }
 
     /// Creates a vault in memory (redb's in-memory backend): same rules and cryptography, nothing
