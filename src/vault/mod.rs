@@ -483,6 +483,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// redb reports a file that is not a redb database at all (an empty file, a wrong magic number)
+/// as an I/O error of kind `InvalidData`; for a vault that is a foreign file: [`Error::Corrupted`].
+fn not_a_database(e: redb::DatabaseError) -> Error {
+    match Error::from(e) {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Error::Corrupted(format!("not a tresor vault: {io}"))
+        }
+        other => other,
+    }
+}
+
 /// Runs `f`, turning a panic inside the storage engine (which redb documents for some damaged
 /// files opened without an integrity check) into [`Error::Corrupted`].
 fn guard_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -682,7 +693,7 @@ impl Vault {
         let db = guard_panics(|| {
             let mut b = Builder::new();
             b.set_check_integrity_on_open(verify);
-            Ok(b.open(path)?)
+            b.open(path).map_err(not_a_database)
         })?;
         guard_panics(|| Self::unlock(db, credential, options))
     }
