@@ -186,6 +186,9 @@ fn open_error(path: &Path, e: Error) -> CliError {
         Error::Corrupted(why) => CliError::new(format!(
             "{shown} is not a tresor vault, or it is damaged: {why}"
         )),
+        Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            CliError::new(format!("{shown} is not a tresor vault: {io}"))
+        }
         Error::Io(io) => io_error("cannot open vault", path, &io),
         other => CliError::new(describe(&other, None)),
     }

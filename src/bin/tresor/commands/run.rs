@@ -15,14 +15,18 @@ use crate::{names, unlock};
 /// command, and returns its exit status. Values are never printed.
 pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
     let opened = unlock::open(g, false)?;
-    let env = collect(&opened.vault, a)?;
+    let (env, skipped) = collect(&opened.vault, a)?;
     opened.vault.close()?;
+    let skipped: Vec<&str> = skipped.iter().map(String::as_str).collect();
+    super::transfer::note_skipped(&skipped);
     let (program, args) = a
         .command
         .split_first()
         .ok_or_else(|| CliError::new("no command to run"))?;
     let mut cmd = Command::new(program);
     cmd.args(args);
+    // The command gets the secrets asked for, not the vault's passphrase.
+    cmd.env_remove(unlock::PASSPHRASE_ENV);
     for (var, value) in &env {
         cmd.env(var, os_value(var, value)?);
     }
@@ -46,15 +50,20 @@ pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-/// The variables to set: `--all` first, then each `--env VAR=NAME` (which wins).
-fn collect(vault: &Vault, a: &RunArgs) -> CliResult<Vec<(String, Zeroizing<Vec<u8>>)>> {
+/// The variables to set (`--all` first, then each `--env VAR=NAME`, which wins) and the
+/// disabled secrets `--all` left out.
+fn collect(
+    vault: &Vault,
+    a: &RunArgs,
+) -> CliResult<(Vec<(String, Zeroizing<Vec<u8>>)>, Vec<String>)> {
     let mut env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
+    let mut skipped = Vec::new();
     if a.all {
         let mut secrets = vault.list_all()?;
         secrets.sort_by_key(|p| p.name.to_ascii_lowercase());
         for p in secrets {
             if !p.enabled {
-                eprintln!("note: {} is disabled and was left out", quote(&p.name));
+                skipped.push(p.name);
                 continue;
             }
             let s = vault
@@ -68,7 +77,7 @@ fn collect(vault: &Vault, a: &RunArgs) -> CliResult<Vec<(String, Zeroizing<Vec<u
         env.retain(|(v, _)| v != var);
         env.push((var.clone(), Zeroizing::new(s.expose().to_vec())));
     }
-    Ok(env)
+    Ok((env, skipped))
 }
 
 /// A value as the operating system takes it (no NUL byte; any bytes on Unix, UTF-8 elsewhere).

@@ -135,9 +135,10 @@ pub fn export(vault: &Vault, a: &ExportArgs) -> CliResult<()> {
     secrets.sort_by_key(|p| p.name.to_ascii_lowercase());
     let mut text = Zeroizing::new(String::new());
     let mut json = serde_json::Map::new();
+    let mut skipped = Vec::new();
     for p in &secrets {
         if !p.enabled {
-            eprintln!("note: {} is disabled and was left out", quote(&p.name));
+            skipped.push(p.name.as_str());
             continue;
         }
         let secret = vault
@@ -168,13 +169,23 @@ pub fn export(vault: &Vault, a: &ExportArgs) -> CliResult<()> {
         text.push('\n');
     }
     match &a.out {
-        Some(out) => files::write_private(out, text.as_bytes()),
+        Some(out) => files::write_private(out, text.as_bytes())?,
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout
                 .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
-                .map_err(|e| CliError::new(format!("cannot write to stdout: {e}")))
+                .map_err(|e| CliError::new(format!("cannot write to stdout: {e}")))?;
         }
+    }
+    note_skipped(&skipped);
+    Ok(())
+}
+
+/// Says on stderr which disabled secrets were left out (after success: an error stays the
+/// only line on stderr).
+pub fn note_skipped(names: &[&str]) {
+    for name in names {
+        eprintln!("note: {} is disabled and was left out", quote(name));
     }
 }

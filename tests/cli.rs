@@ -1,0 +1,1461 @@
+//! The `tresor` command line, run as a program on throwaway vaults: every command, its exit
+//! status and its output, and the promise that no secret value leaks into any output but
+//! `get`'s, `export`'s and `run`'s child's.
+
+#![cfg(feature = "cli")]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// Every environment variable the command line reads.
+const TRESOR_VARS: &[&str] = &[
+    "TRESOR_VAULT",
+    "TRESOR_PROFILE",
+    "TRESOR_KEY_FILE",
+    "TRESOR_PASSPHRASE",
+    "TRESOR_PASSPHRASE_FILE",
+    "TRESOR_ACTOR",
+    "TRESOR_AUDIT_READS",
+    "TRESOR_CHECKPOINT",
+    "TRESOR_KDF",
+];
+
+/// What a finished command printed.
+struct Out {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Out {
+    fn text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.stdout).expect("stdout is one JSON document")
+    }
+}
+
+/// A temporary directory with a key file and (once `init` ran) a vault unlocked by it.
+struct Env {
+    dir: TempDir,
+    key: PathBuf,
+    vault: PathBuf,
+}
+
+impl Env {
+    /// A key file but no vault yet.
+    fn bare() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("owner.key");
+        let vault = dir.path().join("vault.tresor");
+        let env = Env { dir, key, vault };
+        let out = env.raw(&["keygen", env.key.to_str().unwrap()], b"");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        env
+    }
+
+    /// A vault created with the key file.
+    fn new() -> Env {
+        Env::with_init(&[])
+    }
+
+    /// A vault created with the key file and these `init` flags.
+    fn with_init(flags: &[&str]) -> Env {
+        let env = Env::bare();
+        let mut args = vec!["init"];
+        args.extend_from_slice(flags);
+        env.ok(&args);
+        env
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The program, in the temporary directory, with no `TRESOR_*` from outside.
+    fn program(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tresor").unwrap();
+        cmd.current_dir(self.dir.path());
+        for var in TRESOR_VARS {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Runs with the vault and key given by environment variables, stdin from `input`.
+    fn raw(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut cmd = self.program();
+        cmd.env("TRESOR_VAULT", &self.vault)
+            .env("TRESOR_KEY_FILE", &self.key)
+            .args(args)
+            .write_stdin(input.to_vec());
+        finish(&mut cmd)
+    }
+
+    /// Runs and expects success; returns stdout as text.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.raw(args, b"");
+        assert_eq!(out.code, 0, "tresor {args:?} failed: {}", out.stderr);
+        out.text()
+    }
+
+    /// Runs and expects failure with exit status 1 and one `error:` line; returns that line.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.raw(args, b"");
+        error_line(&out, args)
+    }
+
+    /// Runs and expects a usage error (exit status 2); returns stderr.
+    fn usage(&self, args: &[&str]) -> String {
+        let out = self.raw(args, b"");
+        assert_eq!(out.code, 2, "tresor {args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("error:"), "{}", out.stderr);
+        out.stderr
+    }
+
+    /// `set NAME VALUE`: returns the version id printed.
+    fn set(&self, name: &str, value: &str) -> String {
+        let out = self.ok(&["set", name, value]);
+        let id = out.trim_end().to_string();
+        assert_eq!(out, format!("{id}\n"));
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        id
+    }
+
+    fn get(&self, name: &str) -> Vec<u8> {
+        let out = self.raw(&["get", name], b"");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    }
+}
+
+fn finish(cmd: &mut Command) -> Out {
+    let o = cmd.output().unwrap();
+    Out {
+        code: o.status.code().expect("exited, not killed"),
+        stdout: o.stdout,
+        stderr: String::from_utf8(o.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// Exit status 1 and exactly one line on stderr, starting `error: `; returns it.
+fn error_line(out: &Out, args: &[&str]) -> String {
+    assert_eq!(out.code, 1, "tresor {args:?}: {}", out.stderr);
+    assert!(out.stderr.starts_with("error: "), "{:?}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{:?}", out.stderr);
+    out.stderr.trim_end().to_string()
+}
+
+fn seconds_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// keygen and init
+
+#[test]
+fn keygen_writes_a_private_hex_key_and_never_overwrites() {
+    let env = Env::bare();
+    let text = std::fs::read_to_string(&env.key).unwrap();
+    assert_eq!(text.len(), 65);
+    assert!(text.ends_with('\n'));
+    assert!(text[..64].bytes().all(|b| b.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&env.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let line = env.fails(&["keygen", env.key.to_str().unwrap()]);
+    assert!(line.contains("already exists"), "{line}");
+    assert_eq!(std::fs::read_to_string(&env.key).unwrap(), text);
+    let other = env.path("other.key");
+    env.ok(&["keygen", other.to_str().unwrap()]);
+    assert_ne!(std::fs::read_to_string(&other).unwrap(), text);
+}
+
+#[test]
+fn init_creates_the_profile_directory_and_refuses_an_existing_vault() {
+    let env = Env::bare();
+    let run = |args: &[&str], profile_env: Option<&str>| {
+        let mut cmd = env.program();
+        cmd.env("TRESOR_KEY_FILE", &env.key)
+            .args(args)
+            .write_stdin("");
+        if let Some(p) = profile_env {
+            cmd.env("TRESOR_PROFILE", p);
+        }
+        finish(&mut cmd)
+    };
+    assert_eq!(run(&["init"], None).code, 0);
+    assert!(env.path(".tresor/dev.tresor").is_file());
+    assert_eq!(run(&["--profile", "prod", "init"], None).code, 0);
+    assert!(env.path(".tresor/prod.tresor").is_file());
+    assert_eq!(run(&["init"], Some("staging")).code, 0);
+    assert!(env.path(".tresor/staging.tresor").is_file());
+
+    // Each profile is its own vault.
+    assert_eq!(run(&["set", "only-in-dev", "x"], None).code, 0);
+    let out = run(&["--profile", "prod", "get", "only-in-dev"], None);
+    assert!(error_line(&out, &["get"]).contains("not found"));
+
+    let again = run(&["init"], None);
+    assert!(error_line(&again, &["init"]).contains("already exists"));
+    assert_eq!(run(&["--profile", "../x", "init"], None).code, 2);
+}
+
+#[test]
+fn init_flags_become_settings() {
+    let env = Env::with_init(&[
+        "--retention-days",
+        "7",
+        "--purge-protection",
+        "--label",
+        "ops",
+        "--max-versions",
+        "3",
+    ]);
+    let s = env.raw(&["settings", "--json"], b"").json();
+    assert_eq!(s["retention_days"], 7);
+    assert_eq!(s["purge_protection"], true);
+    assert_eq!(s["max_versions"], 3);
+    let slots = env.raw(&["slot", "list", "--json"], b"").json();
+    assert_eq!(slots[0]["label"], "ops");
+    assert_eq!(slots[0]["role"], "owner");
+    assert_eq!(slots[0]["kind"], "key");
+
+    let fresh = Env::bare();
+    fresh.usage(&["init", "--retention-days", "3"]);
+    fresh.usage(&["init", "--retention-days", "91"]);
+    assert!(
+        !fresh.vault.exists(),
+        "a usage error leaves nothing on disk"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// set, get, show, list, versions, update
+
+#[test]
+fn get_writes_the_exact_bytes() {
+    let env = Env::new();
+    let binary: Vec<u8> = vec![0, 255, 10, 13, 0x80, b'a', 0, b'\n', 0xfe];
+    let file = env.path("value.bin");
+    std::fs::write(&file, &binary).unwrap();
+    env.ok(&["set", "blob", "--file", file.to_str().unwrap()]);
+    assert_eq!(env.get("blob"), binary);
+
+    // From stdin, byte for byte: a trailing newline is part of the value.
+    let out = env.raw(&["set", "piped"], b"line one\nline two\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.get("piped"), b"line one\nline two\n");
+
+    // From the argument: nothing added.
+    env.set("text", "hunter2");
+    assert_eq!(env.get("text"), b"hunter2");
+
+    // An empty value is a value.
+    let out = env.raw(&["set", "empty"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.get("empty"), b"");
+}
+
+#[test]
+fn set_makes_versions_and_get_reads_any_of_them() {
+    let env = Env::new();
+    let v1 = env.set("api-key", "first");
+    let v2 = env.set("api-key", "second");
+    assert_ne!(v1, v2);
+    assert_eq!(env.get("api-key"), b"second");
+    assert_eq!(env.get("API-KEY"), b"second", "names ignore case");
+    let out = env.raw(&["get", "api-key", "--version", &v1], b"");
+    assert_eq!(out.stdout, b"first");
+
+    let versions = env.raw(&["versions", "api-key", "--json"], b"").json();
+    let ids: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [v2.as_str(), v1.as_str()], "newest first");
+    assert_eq!(versions[0]["sequence"], 2);
+
+    let table = env.ok(&["versions", "api-key"]);
+    assert!(table.starts_with("VERSION"), "{table}");
+    assert!(table.find(&v2).unwrap() < table.find(&v1).unwrap());
+
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let line = env.fails(&["get", "api-key", "--version", unknown]);
+    assert!(line.contains("has no version"), "{line}");
+    env.usage(&["get", "api-key", "--version", "not-hex"]);
+}
+
+#[test]
+fn set_takes_properties() {
+    let env = Env::new();
+    env.ok(&[
+        "set",
+        "db-password",
+        "pw",
+        "--content-type",
+        "text/plain",
+        "--tag",
+        "env=prod",
+        "--tag",
+        "team=core",
+        "--expires",
+        "2099-01-31T12:00:00Z",
+        "--not-before",
+        "2020-01-01",
+    ]);
+    let p = env.raw(&["show", "db-password", "--json"], b"").json();
+    assert_eq!(p["name"], "db-password");
+    assert_eq!(p["content_type"], "text/plain");
+    assert_eq!(p["tags"]["env"], "prod");
+    assert_eq!(p["tags"]["team"], "core");
+    assert_eq!(p["expires_on"], "2099-01-31T12:00:00Z");
+    assert_eq!(p["expires_on_unix"], 4_073_544_000i64);
+    assert_eq!(p["not_before"], "2020-01-01T00:00:00Z");
+    assert_eq!(p["enabled"], true);
+    assert_eq!(p["sequence"], 1);
+    assert!(p["created_unix"].as_i64().unwrap() > 1_700_000_000);
+
+    // A duration is counted from now.
+    let before = seconds_now();
+    env.ok(&["set", "short-lived", "x", "--expires", "90d"]);
+    let p = env.raw(&["show", "short-lived", "--json"], b"").json();
+    let exp = p["expires_on_unix"].as_i64().unwrap();
+    assert!(exp >= before + 90 * 86_400 && exp <= seconds_now() + 90 * 86_400);
+
+    env.ok(&["set", "off", "x", "--disabled"]);
+    let line = env.fails(&["get", "off"]);
+    assert!(line.starts_with("error: disabled"), "{line}");
+
+    let human = env.ok(&["show", "db-password"]);
+    assert!(human.contains("env=prod, team=core"), "{human}");
+    assert!(human.contains("2099-01-31T12:00:00Z"), "{human}");
+}
+
+#[test]
+fn check_and_set() {
+    let env = Env::new();
+    let v1 = env.ok(&["set", "counter", "1", "--if-absent"]);
+    let v1 = v1.trim();
+    let line = env.fails(&["set", "counter", "x", "--if-absent"]);
+    assert!(line.contains("version conflict"), "{line}");
+    env.ok(&["set", "counter", "2", "--if-version", v1]);
+    let line = env.fails(&["set", "counter", "3", "--if-version", v1]);
+    assert!(
+        line.contains("version conflict") && line.contains("'counter'"),
+        "{line}"
+    );
+    assert_eq!(env.get("counter"), b"2");
+    env.usage(&["set", "counter", "4", "--if-version", v1, "--if-absent"]);
+}
+
+#[test]
+fn show_and_list_never_print_values() {
+    let env = Env::new();
+    let secret = "s3cr3t-VALUE-do-not-print";
+    env.set("alpha", secret);
+    env.set("Beta", secret);
+    env.ok(&["set", "gamma", secret, "--expires", "5d"]);
+    env.ok(&["set", "delta", secret, "--expires", "60d"]);
+    env.ok(&["delete", "delta"]);
+    for args in [
+        &["show", "alpha"][..],
+        &["show", "alpha", "--json"],
+        &["list"],
+        &["list", "--json"],
+        &["list", "--deleted"],
+        &["list", "--deleted", "--json"],
+        &["list", "--expiring", "30d"],
+        &["list", "--expiring", "30d", "--json"],
+        &["versions", "alpha"],
+        &["versions", "alpha", "--json"],
+        &["audit"],
+        &["audit", "--json"],
+        &["backup", "alpha", "--out", "alpha.bak"],
+        &["set", "alpha", secret],
+    ] {
+        let out = env.raw(args, b"");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let all = [out.stdout.as_slice(), out.stderr.as_bytes()].concat();
+        assert!(
+            !String::from_utf8_lossy(&all).contains(secret),
+            "{args:?} printed the value"
+        );
+    }
+    let backup = std::fs::read(env.path("alpha.bak")).unwrap();
+    assert!(!backup.windows(secret.len()).any(|w| w == secret.as_bytes()));
+}
+
+#[test]
+fn list_sorts_by_name_and_filters() {
+    let env = Env::new();
+    for name in ["zeta", "Alpha", "mid", "beta"] {
+        env.set(name, "v");
+    }
+    env.ok(&["set", "soon", "v", "--expires", "2d"]);
+    env.ok(&["set", "later", "v", "--expires", "40d"]);
+    let names: Vec<String> = env
+        .raw(&["list", "--json"], b"")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Alpha", "beta", "later", "mid", "soon", "zeta"]);
+
+    let table = env.ok(&["list"]);
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(rows, ["Alpha", "beta", "later", "mid", "soon", "zeta"]);
+
+    let expiring = env
+        .raw(&["list", "--expiring", "30d", "--json"], b"")
+        .json();
+    assert_eq!(expiring.as_array().unwrap().len(), 1);
+    assert_eq!(expiring[0]["name"], "soon");
+    let expiring = env
+        .raw(&["list", "--expiring", "60d", "--json"], b"")
+        .json();
+    assert_eq!(expiring.as_array().unwrap().len(), 2);
+
+    env.ok(&["delete", "mid"]);
+    let deleted = env.raw(&["list", "--deleted", "--json"], b"").json();
+    assert_eq!(deleted.as_array().unwrap().len(), 1);
+    assert_eq!(deleted[0]["name"], "mid");
+    let purge = deleted[0]["scheduled_purge_unix"].as_i64().unwrap();
+    let deleted_on = deleted[0]["deleted_on_unix"].as_i64().unwrap();
+    assert_eq!(purge - deleted_on, 90 * 86_400);
+    assert!(
+        deleted[0]["scheduled_purge"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert!(!env.ok(&["list"]).contains("mid"));
+
+    env.usage(&["list", "--deleted", "--expiring", "1d"]);
+    env.usage(&["list", "--expiring", "soon"]);
+    assert_eq!(Env::new().ok(&["list"]), "no secrets\n");
+    assert_eq!(
+        Env::new().raw(&["list", "--json"], b"").json(),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn update_changes_properties_without_a_new_version() {
+    let env = Env::new();
+    let v1 = env.set("token", "abc");
+    env.ok(&[
+        "set",
+        "token",
+        "def",
+        "--tag",
+        "env=dev",
+        "--tag",
+        "owner=ann",
+    ]);
+    let out = env.ok(&["update", "token", "--disable"]);
+    assert!(out.contains("disabled"), "{out}");
+    assert!(env.fails(&["get", "token"]).starts_with("error: disabled"));
+    env.ok(&[
+        "update", "token", "--enable", "--tag", "env=prod", "--untag", "owner",
+    ]);
+    assert_eq!(env.get("token"), b"def");
+    let p = env.raw(&["show", "token", "--json"], b"").json();
+    assert_eq!(p["sequence"], 2, "no new version");
+    assert_eq!(p["tags"], serde_json::json!({"env": "prod"}));
+
+    env.ok(&[
+        "update",
+        "token",
+        "--content-type",
+        "text/plain",
+        "--expires",
+        "2099-01-01",
+    ]);
+    let p = env.raw(&["show", "token", "--json"], b"").json();
+    assert_eq!(p["content_type"], "text/plain");
+    assert_eq!(p["expires_on"], "2099-01-01T00:00:00Z");
+    env.ok(&[
+        "update",
+        "token",
+        "--no-content-type",
+        "--no-expires",
+        "--clear-tags",
+    ]);
+    let p = env.raw(&["show", "token", "--json"], b"").json();
+    assert_eq!(p["content_type"], Value::Null);
+    assert_eq!(p["expires_on"], Value::Null);
+    assert_eq!(p["tags"], serde_json::json!({}));
+
+    // An older version by id.
+    env.ok(&["update", "token", "--version", &v1, "--disable"]);
+    let line = env.fails(&["get", "token", "--version", &v1]);
+    assert!(line.starts_with("error: disabled"), "{line}");
+    assert_eq!(env.get("token"), b"def");
+
+    env.usage(&["update", "token"]);
+    env.usage(&["update", "token", "--enable", "--disable"]);
+    env.usage(&["update", "token", "--expires", "someday"]);
+    env.usage(&["update", "token", "--tag", "novalue"]);
+    assert!(
+        env.fails(&["update", "nothing-here", "--enable"])
+            .contains("not found")
+    );
+}
+
+#[test]
+fn malformed_arguments_are_usage_errors_and_change_nothing() {
+    let env = Env::new();
+    env.set("keep", "v");
+    let before = std::fs::read(&env.vault).unwrap();
+    for args in [
+        &["frobnicate"][..],
+        &["get"],
+        &["set", "x", "v", "--tag", "=v"],
+        &["set", "x", "v", "--tag", "k"],
+        &["set", "x", "v", "--expires", "tomorrow"],
+        &["set", "x", "v", "--expires", "2026-01-31T12:00:00"],
+        &["set", "x", "v", "--not-before", "1.5d"],
+        &["set", "x", "v", "--file", "f", "--if-absent"],
+        &["set", "x", "--if-version", "123"],
+        &["show", "keep", "--version", "abc"],
+        &["settings", "--purge-protection", "yes"],
+        &["slot", "add", "--label", "x", "--role", "admin"],
+        &["run", "--all"],
+        &["run", "--", "true"],
+        &["completions", "tcsh"],
+        &["--audit-reads", "sometimes", "list"],
+    ] {
+        env.usage(args);
+    }
+    assert!(
+        std::fs::read(&env.vault).unwrap() == before,
+        "nothing changed on disk"
+    );
+    let help = env.ok(&["--help"]);
+    assert!(
+        help.contains("keygen") && help.contains("rotate-key"),
+        "{help}"
+    );
+}
+
+#[test]
+fn invalid_names_and_values_are_clear_errors() {
+    let env = Env::new();
+    let line = env.fails(&["set", "db_password", "x"]);
+    assert!(
+        line.starts_with("error: invalid name 'db_password'"),
+        "{line}"
+    );
+    let long = "a".repeat(128);
+    assert!(env.fails(&["set", &long, "x"]).contains("invalid name"));
+    let big = env.path("big");
+    std::fs::write(&big, vec![b'x'; 26 * 1024]).unwrap();
+    let line = env.fails(&["set", "big", "--file", big.to_str().unwrap()]);
+    assert!(line.contains("value too large"), "{line}");
+    let line = env.fails(&["set", "x", "--file", "no-such-file"]);
+    assert!(line.contains("cannot read value file"), "{line}");
+    let tags: Vec<String> = (0..16).map(|i| format!("k{i}=v")).collect();
+    let mut args = vec!["set", "tagged", "x"];
+    for t in &tags {
+        args.extend(["--tag", t.as_str()]);
+    }
+    assert!(env.fails(&args).contains("at most 15 tags"));
+    assert!(
+        env.fails(&["get", "never-set"])
+            .contains("not found: no secret named 'never-set'")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// delete, recover, purge
+
+#[test]
+fn delete_recover_purge() {
+    let env = Env::new();
+    env.set("old-token", "abc");
+    let out = env.ok(&["delete", "old-token"]);
+    assert!(out.contains("recoverable until"), "{out}");
+    let line = env.fails(&["get", "old-token"]);
+    assert!(line.starts_with("error: deleted: 'old-token'"), "{line}");
+    let line = env.fails(&["set", "old-token", "x"]);
+    assert!(
+        line.contains("conflict") && line.contains("deleted"),
+        "{line}"
+    );
+    assert!(env.fails(&["delete", "old-token"]).contains("deleted"));
+
+    env.ok(&["recover", "old-token"]);
+    assert_eq!(env.get("old-token"), b"abc");
+    let line = env.fails(&["recover", "old-token"]);
+    assert!(line.contains("not deleted"), "{line}");
+    let line = env.fails(&["purge", "old-token"]);
+    assert!(line.contains("not deleted"), "{line}");
+
+    env.ok(&["delete", "old-token"]);
+    env.ok(&["purge", "old-token"]);
+    assert!(env.fails(&["get", "old-token"]).contains("not found"));
+    assert!(env.fails(&["recover", "old-token"]).contains("not found"));
+    env.set("old-token", "reused");
+    assert_eq!(env.get("old-token"), b"reused");
+}
+
+#[test]
+fn purge_protection_refuses_early_purges_and_cannot_be_turned_off() {
+    let env = Env::with_init(&["--purge-protection", "--retention-days", "30"]);
+    env.set("guarded", "v");
+    env.ok(&["delete", "guarded"]);
+    let before = seconds_now();
+    let line = env.fails(&["purge", "guarded"]);
+    assert!(
+        line.starts_with("error: purge protected: 'guarded' may not be purged before "),
+        "{line}"
+    );
+    let date = line.rsplit(' ').next().unwrap();
+    let listed = env.raw(&["list", "--deleted", "--json"], b"").json();
+    assert_eq!(
+        listed[0]["scheduled_purge"], date,
+        "the refusal names the purge date"
+    );
+    let until = listed[0]["scheduled_purge_unix"].as_i64().unwrap();
+    assert!(until >= before + 30 * 86_400 - 5 && until <= seconds_now() + 30 * 86_400);
+    env.ok(&["recover", "guarded"]);
+    assert_eq!(env.get("guarded"), b"v");
+
+    let err = env.usage(&["settings", "--purge-protection", "off"]);
+    assert!(err.contains("cannot be turned off"), "{err}");
+    assert_eq!(
+        env.raw(&["settings", "--json"], b"").json()["purge_protection"],
+        true
+    );
+}
+
+#[test]
+fn settings_turn_purge_protection_on_and_limit_versions() {
+    let env = Env::new();
+    let human = env.ok(&["settings"]);
+    assert!(human.contains("purge protection  off"), "{human}");
+    let s = env.raw(&["settings", "--json"], b"").json();
+    assert_eq!(
+        s,
+        serde_json::json!({"retention_days": 90, "purge_protection": false, "max_versions": null})
+    );
+
+    env.set("x", "v");
+    env.ok(&["delete", "x"]);
+    let on = env.ok(&["settings", "--purge-protection", "on"]);
+    assert!(on.contains("purge protection  on"), "{on}");
+    assert!(env.fails(&["purge", "x"]).contains("purge protected"));
+    // Turning it on again is harmless; it stays on.
+    env.ok(&["settings", "--purge-protection", "on"]);
+
+    env.ok(&["settings", "--max-versions", "2"]);
+    for v in ["1", "2", "3"] {
+        env.set("capped", v);
+    }
+    let versions = env.raw(&["versions", "capped", "--json"], b"").json();
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    let s = env.ok(&["settings", "--max-versions", "none"]);
+    assert!(s.contains("unlimited"), "{s}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// backup, restore, copy
+
+#[test]
+fn backup_and_restore_a_secret() {
+    let env = Env::new();
+    let v1 = env.set("cert", "v1");
+    env.set("cert", "v2");
+    env.ok(&["backup", "cert", "--out", "cert.bak"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path("cert.bak"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let line = env.fails(&["backup", "cert", "--out", "cert.bak"]);
+    assert!(line.contains("already exists"), "{line}");
+    let line = env.fails(&["restore", "cert.bak"]);
+    assert!(line.contains("conflict"), "{line}");
+
+    env.ok(&["delete", "cert"]);
+    env.ok(&["purge", "cert"]);
+    let out = env.ok(&["restore", "cert.bak"]);
+    assert!(out.contains("restored 'cert'"), "{out}");
+    assert_eq!(env.get("cert"), b"v2");
+    let out = env.raw(&["get", "cert", "--version", &v1], b"");
+    assert_eq!(out.stdout, b"v1", "every version came back");
+
+    std::fs::write(env.path("garbage.bak"), b"not a backup at all").unwrap();
+    let line = env.fails(&["restore", "garbage.bak"]);
+    assert!(line.contains("invalid backup"), "{line}");
+    let line = env.fails(&["restore", "missing.bak"]);
+    assert!(line.contains("cannot read backup file"), "{line}");
+    assert!(
+        env.fails(&["backup", "nothing", "--out", "n.bak"])
+            .contains("not found")
+    );
+    assert!(!env.path("n.bak").exists());
+}
+
+#[test]
+fn copy_writes_a_vault_that_opens_with_the_same_key() {
+    let env = Env::new();
+    env.set("a", "1");
+    env.ok(&["copy", "--out", "copy.tresor"]);
+    env.set("a", "2");
+    let copy = env.path("copy.tresor");
+    let mut cmd = env.program();
+    cmd.args([
+        "--vault",
+        copy.to_str().unwrap(),
+        "--key-file",
+        env.key.to_str().unwrap(),
+        "get",
+        "a",
+    ])
+    .write_stdin("");
+    let out = finish(&mut cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, b"1");
+    assert!(
+        env.fails(&["copy", "--out", "copy.tresor"])
+            .contains("already exists")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// audit, checkpoint, check, compact
+
+#[test]
+fn audit_lists_verifies_and_tails() {
+    let env = Env::new();
+    env.set("db", "v");
+    env.get("db");
+    let out = env.ok(&["audit", "--verify"]);
+    assert!(out.starts_with("ok: the audit chain of "), "{out}");
+    assert_eq!(out.lines().count(), 1);
+
+    let doc = env.raw(&["audit", "--json"], b"").json();
+    assert_eq!(doc["verified_records"], Value::Null);
+    let records = doc["records"].as_array().unwrap();
+    let ops: Vec<&str> = records
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops[0], "VaultCreate");
+    assert!(
+        ops.contains(&"SecretSet") && ops.contains(&"SecretGet"),
+        "{ops:?}"
+    );
+    let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    let set = records
+        .iter()
+        .find(|r| r["operation"] == "SecretSet")
+        .unwrap();
+    assert_eq!(set["name"], "db");
+    assert_eq!(set["actor"], "owner");
+    assert_eq!(set["error"], Value::Null);
+    assert!(set["time"].as_str().unwrap().ends_with('Z'));
+
+    let tail = env
+        .raw(&["audit", "--tail", "3", "--verify", "--json"], b"")
+        .json();
+    assert!(tail["verified_records"].as_u64().unwrap() >= 5);
+    assert_eq!(tail["records"].as_array().unwrap().len(), 3);
+    let table = env.ok(&["audit", "--tail", "2"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.starts_with("SEQ"));
+
+    // Refusals are recorded too.
+    env.fails(&["get", "missing"]);
+    let doc = env.raw(&["audit", "--json"], b"").json();
+    let refused = doc["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation"] == "SecretGet" && r["name"] == "missing")
+        .unwrap();
+    assert_eq!(refused["error"], "NotFound");
+}
+
+#[test]
+fn actor_and_read_audit_level() {
+    let env = Env::new();
+    env.ok(&["--actor", "alice", "set", "db", "v"]);
+    env.ok(&["--audit-reads", "off", "get", "db"]);
+    env.ok(&["--audit-reads", "buffered", "--actor", "bob", "get", "db"]);
+    let doc = env.raw(&["audit", "--json"], b"").json();
+    let records = doc["records"].as_array().unwrap();
+    let set = records
+        .iter()
+        .find(|r| r["operation"] == "SecretSet")
+        .unwrap();
+    assert_eq!(set["actor"], "alice");
+    let gets: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["operation"] == "SecretGet")
+        .collect();
+    assert_eq!(
+        gets.len(),
+        1,
+        "the read with --audit-reads off left no record"
+    );
+    assert_eq!(gets[0]["actor"], "bob");
+}
+
+#[test]
+fn checkpoints_detect_a_rolled_back_file() {
+    let env = Env::new();
+    env.set("a", "1");
+    let old_copy = env.path("old.tresor");
+    std::fs::copy(&env.vault, &old_copy).unwrap();
+    env.set("a", "2");
+    let cp = env.ok(&["checkpoint"]);
+    let cp = cp.trim_end();
+    assert!(cp.starts_with("tresor-cp1-"), "{cp}");
+    env.ok(&["--expect-checkpoint", cp, "list"]);
+
+    let mut cmd = env.program();
+    cmd.args([
+        "--vault",
+        old_copy.to_str().unwrap(),
+        "--key-file",
+        env.key.to_str().unwrap(),
+    ])
+    .args(["--expect-checkpoint", cp, "get", "a"])
+    .write_stdin("");
+    let line = error_line(&finish(&mut cmd), &["get"]);
+    assert!(line.contains("rollback"), "{line}");
+    env.usage(&["--expect-checkpoint", "nonsense", "list"]);
+}
+
+#[test]
+fn check_and_compact() {
+    let env = Env::new();
+    for i in 0..5 {
+        env.set(&format!("s{i}"), "value");
+    }
+    env.ok(&["delete", "s0"]);
+    env.ok(&["purge", "s0"]);
+    let out = env.ok(&["check"]);
+    assert!(out.starts_with("ok: "), "{out}");
+    env.ok(&["compact"]);
+    assert_eq!(env.get("s4"), b"value");
+    env.ok(&["check"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unlocking: key files, passphrases, wrong keys, damaged or foreign files, locks
+
+#[test]
+fn a_wrong_key_is_a_clean_error() {
+    let env = Env::new();
+    env.set("db", "v");
+    let other = env.path("other.key");
+    env.ok(&["keygen", other.to_str().unwrap()]);
+    let line = env.fails(&["--key-file", other.to_str().unwrap(), "get", "db"]);
+    assert!(line.starts_with("error: wrong key"), "{line}");
+    // The storage engine rewrites its own bookkeeping pages on open and close; the vault's
+    // contents are untouched.
+    assert_eq!(env.get("db"), b"v");
+    env.ok(&["audit", "--verify"]);
+
+    let line = env.fails(&["--key-file", "no-such.key", "get", "db"]);
+    assert!(line.contains("cannot read key file"), "{line}");
+    std::fs::write(env.path("bad.key"), "not hex\n").unwrap();
+    let line = env.fails(&["--key-file", "bad.key", "get", "db"]);
+    assert!(line.contains("is not a key"), "{line}");
+}
+
+#[test]
+fn files_that_are_not_vaults_are_refused_untouched() {
+    let env = Env::bare();
+    let cases: [(&str, Vec<u8>); 3] = [
+        (
+            "junk.bin",
+            (0..70_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+        ("text.txt", b"hello\n".to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for (name, bytes) in &cases {
+        std::fs::write(env.path(name), bytes).unwrap();
+        let mut cmd = env.program();
+        cmd.args([
+            "--vault",
+            name,
+            "--key-file",
+            env.key.to_str().unwrap(),
+            "list",
+        ])
+        .write_stdin("");
+        let line = error_line(&finish(&mut cmd), &[name]);
+        assert!(line.contains("not a tresor vault"), "{line}");
+        assert!(
+            &std::fs::read(env.path(name)).unwrap() == bytes,
+            "{name} changed"
+        );
+    }
+    let line = env.fails(&["list"]);
+    assert!(line.contains("no vault at"), "{line}");
+}
+
+#[test]
+fn no_credential_and_no_terminal_is_a_clear_error() {
+    let env = Env::new();
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .args(["list"])
+        .write_stdin("");
+    let line = error_line(&finish(&mut cmd), &["list"]);
+    assert!(line.contains("no key or passphrase"), "{line}");
+}
+
+#[test]
+fn a_vault_open_elsewhere_is_locked() {
+    let env = Env::new();
+    env.set("db", "v");
+    let key = tresor::Credential::key_file(&env.key).unwrap();
+    let held = tresor::Vault::open(&env.vault, &key, tresor::Options::new()).unwrap();
+    let line = env.fails(&["get", "db"]);
+    assert!(line.starts_with("error: locked"), "{line}");
+    drop(held);
+    assert_eq!(env.get("db"), b"v");
+}
+
+/// A vault unlocked by a passphrase (cheap Argon2 parameters through `TRESOR_KDF=min`).
+fn passphrase_env(pass: &str) -> (Env, PathBuf) {
+    let env = Env::bare();
+    let file = env.path("pass.txt");
+    std::fs::write(&file, format!("{pass}\n")).unwrap();
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .env("TRESOR_KDF", "min")
+        .args(["--passphrase-file", file.to_str().unwrap(), "init"])
+        .write_stdin("");
+    let out = finish(&mut cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    (env, file)
+}
+
+/// Runs with the passphrase in `TRESOR_PASSPHRASE` (no key file).
+fn with_passphrase(env: &Env, pass: &str, args: &[&str]) -> Out {
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .env("TRESOR_KDF", "min")
+        .env("TRESOR_PASSPHRASE", pass)
+        .args(args)
+        .write_stdin("");
+    finish(&mut cmd)
+}
+
+#[test]
+fn passphrases_unlock_and_change() {
+    let (env, file) = passphrase_env("correct horse");
+    let out = with_passphrase(&env, "correct horse", &["set", "db", "v"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let slots = with_passphrase(&env, "correct horse", &["slot", "list", "--json"]).json();
+    assert_eq!(slots[0]["kind"], "passphrase");
+    assert_eq!(slots[0]["kdf"]["memory_kib"], 19 * 1024);
+
+    let wrong = with_passphrase(&env, "wrong horse", &["get", "db"]);
+    assert!(error_line(&wrong, &["get"]).starts_with("error: wrong key"));
+
+    // The file's trailing newline is not part of the passphrase.
+    let mut cmd = env.program();
+    cmd.args([
+        "--vault",
+        env.vault.to_str().unwrap(),
+        "--passphrase-file",
+        file.to_str().unwrap(),
+    ])
+    .args(["get", "db"])
+    .write_stdin("");
+    assert_eq!(finish(&mut cmd).stdout, b"v");
+
+    let new_file = env.path("new-pass.txt");
+    std::fs::write(&new_file, "battery staple\n").unwrap();
+    let out = with_passphrase(
+        &env,
+        "correct horse",
+        &[
+            "passwd",
+            "--new-passphrase-file",
+            new_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        error_line(&with_passphrase(&env, "correct horse", &["get", "db"]), &[])
+            .contains("wrong key")
+    );
+    assert_eq!(
+        with_passphrase(&env, "battery staple", &["get", "db"]).stdout,
+        b"v"
+    );
+
+    // passwd on a key slot, or a slot that does not exist, is refused.
+    let out = with_passphrase(
+        &env,
+        "battery staple",
+        &["passwd", "--slot", "9", "--new-passphrase-file", "x"],
+    );
+    assert!(error_line(&out, &[]).contains("no key slot 9"));
+}
+
+#[test]
+fn passwd_picks_the_slot_used_to_unlock() {
+    let (env, _) = passphrase_env("first pass");
+    let second = env.path("second.txt");
+    std::fs::write(&second, "second pass").unwrap();
+    let out = with_passphrase(
+        &env,
+        "first pass",
+        &[
+            "slot",
+            "add",
+            "--new-passphrase-file",
+            second.to_str().unwrap(),
+            "--label",
+            "deputy",
+            "--role",
+            "owner",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let changed = env.path("changed.txt");
+    std::fs::write(&changed, "changed pass").unwrap();
+    let out = with_passphrase(
+        &env,
+        "second pass",
+        &["passwd", "--new-passphrase-file", changed.to_str().unwrap()],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.text().contains("key slot 2"), "{}", out.text());
+    assert_eq!(
+        with_passphrase(&env, "first pass", &["list"]).code,
+        0,
+        "slot 1 untouched"
+    );
+    assert_eq!(with_passphrase(&env, "changed pass", &["list"]).code, 0);
+    assert_eq!(with_passphrase(&env, "second pass", &["list"]).code, 1);
+
+    // With a key, and several passphrase slots, the slot must be named.
+    let key_file = env.path("k2.key");
+    env.ok(&["keygen", key_file.to_str().unwrap()]);
+    let out = with_passphrase(
+        &env,
+        "first pass",
+        &[
+            "slot",
+            "add",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--label",
+            "k",
+            "--role",
+            "owner",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut cmd = env.program();
+    cmd.args([
+        "--vault",
+        env.vault.to_str().unwrap(),
+        "--key-file",
+        key_file.to_str().unwrap(),
+    ])
+    .env("TRESOR_KDF", "min")
+    .args(["passwd", "--new-passphrase-file", changed.to_str().unwrap()])
+    .write_stdin("");
+    assert!(error_line(&finish(&mut cmd), &[]).contains("--slot"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key slots and rotation
+
+#[test]
+fn slots_add_list_remove_with_roles() {
+    let env = Env::new();
+    env.set("db", "v");
+    let ci = env.path("ci.key");
+    env.ok(&["keygen", ci.to_str().unwrap()]);
+    // After `slot add`, --key-file names the new key; the vault opens with TRESOR_KEY_FILE.
+    let out = env.ok(&[
+        "slot",
+        "add",
+        "--key-file",
+        ci.to_str().unwrap(),
+        "--label",
+        "ci",
+        "--role",
+        "reader",
+    ]);
+    assert!(out.contains("added key slot 2"), "{out}");
+    let slots = env.raw(&["slot", "list", "--json"], b"").json();
+    assert_eq!(slots.as_array().unwrap().len(), 2);
+    assert_eq!(slots[1]["label"], "ci");
+    assert_eq!(slots[1]["role"], "reader");
+    assert!(env.ok(&["slot", "list"]).contains("(unlocked with)"));
+
+    let as_ci = |args: &[&str]| {
+        let mut cmd = env.program();
+        cmd.env("TRESOR_VAULT", &env.vault)
+            .args(["--key-file", ci.to_str().unwrap()])
+            .args(args)
+            .write_stdin("");
+        finish(&mut cmd)
+    };
+    assert_eq!(as_ci(&["get", "db"]).stdout, b"v");
+    let line = error_line(&as_ci(&["set", "db", "x"]), &[]);
+    assert!(
+        line.starts_with("error: forbidden: the reader role may not write secrets"),
+        "{line}"
+    );
+    assert!(error_line(&as_ci(&["slot", "list"]), &[]).contains("forbidden"));
+
+    // The global --key-file before `slot` unlocks; the one after `add` is the new key.
+    let third = env.path("third.key");
+    env.ok(&["keygen", third.to_str().unwrap()]);
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .args(["--key-file", env.key.to_str().unwrap(), "slot", "add"])
+        .args([
+            "--key-file",
+            third.to_str().unwrap(),
+            "--label",
+            "audit",
+            "--role",
+            "auditor",
+        ])
+        .write_stdin("");
+    assert_eq!(finish(&mut cmd).code, 0);
+
+    assert!(
+        env.ok(&["slot", "remove", "2"])
+            .contains("removed key slot 2")
+    );
+    assert!(error_line(&as_ci(&["get", "db"]), &[]).contains("wrong key"));
+    assert!(
+        env.fails(&["slot", "remove", "2"])
+            .contains("no key slot 2")
+    );
+    env.ok(&["slot", "remove", "3"]);
+    let line = env.fails(&["slot", "remove", "1"]);
+    assert!(line.contains("last key slot"), "{line}");
+    env.usage(&["slot", "add", "--key-file", "x", "--label", "y"]);
+}
+
+#[test]
+fn rotate_key_needs_every_slot_and_keeps_every_value() {
+    let env = Env::new();
+    env.set("a", "1");
+    env.set("b", "2");
+    let spare = env.path("spare.key");
+    env.ok(&["keygen", spare.to_str().unwrap()]);
+    env.ok(&[
+        "slot",
+        "add",
+        "--key-file",
+        spare.to_str().unwrap(),
+        "--label",
+        "spare",
+        "--role",
+        "owner",
+    ]);
+    let before = std::fs::read(&env.vault).unwrap();
+    let line = env.fails(&["rotate-key"]);
+    assert!(line.contains("missing credential for key slot 2"), "{line}");
+    assert!(line.contains("--also-key-file"), "{line}");
+
+    let cp_before = env.ok(&["checkpoint"]);
+    let out = env.ok(&["rotate-key", "--also-key-file", spare.to_str().unwrap()]);
+    assert!(out.contains("rotated the master key"), "{out}");
+    assert_ne!(std::fs::read(&env.vault).unwrap(), before);
+    assert_eq!(env.get("a"), b"1");
+    assert_eq!(env.get("b"), b"2");
+    let mut cmd = env.program();
+    cmd.args([
+        "--vault",
+        env.vault.to_str().unwrap(),
+        "--key-file",
+        spare.to_str().unwrap(),
+        "get",
+        "b",
+    ])
+    .write_stdin("");
+    assert_eq!(finish(&mut cmd).stdout, b"2");
+    env.ok(&["audit", "--verify"]);
+    let line = env.fails(&["--expect-checkpoint", cp_before.trim_end(), "list"]);
+    assert!(line.contains("rollback"), "{line}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// import, export, run
+
+#[test]
+fn import_env_and_json_then_export_both() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("app.env"),
+        "# app settings\nDB_PASSWORD='p@ss word'\nexport API_KEY=abc123\nMULTI=\"one\\ntwo\"\n",
+    )
+    .unwrap();
+    let out = env.ok(&["import", "app.env"]);
+    assert!(out.contains("imported 3 secrets"), "{out}");
+    assert_eq!(env.get("db-password"), b"p@ss word");
+    assert_eq!(env.get("api-key"), b"abc123");
+    assert_eq!(env.get("multi"), b"one\ntwo");
+
+    std::fs::write(
+        env.path("more.json"),
+        r#"{"Service-Token": "t0k", "quote": "say \"hi\""}"#,
+    )
+    .unwrap();
+    assert!(env.ok(&["import", "more.json"]).contains("imported 2"));
+    assert_eq!(env.get("service-token"), b"t0k");
+
+    let exported = env.ok(&["export"]);
+    assert_eq!(
+        exported,
+        "API_KEY='abc123'\nDB_PASSWORD='p@ss word'\nMULTI=\"one\\ntwo\"\nQUOTE='say \"hi\"'\nSERVICE_TOKEN='t0k'\n"
+    );
+    let json: Value = serde_json::from_str(&env.ok(&["export", "--format", "json"])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "api-key": "abc123", "db-password": "p@ss word", "multi": "one\ntwo",
+            "quote": "say \"hi\"", "Service-Token": "t0k"
+        })
+    );
+
+    // What export writes, import reads back into another vault.
+    env.ok(&["export", "--out", "all.env"]);
+    let other = Env::new();
+    std::fs::copy(env.path("all.env"), other.path("all.env")).unwrap();
+    other.ok(&["import", "all.env"]);
+    for name in ["api-key", "db-password", "multi", "quote", "service-token"] {
+        assert_eq!(other.get(name), env.get(name), "{name}");
+    }
+    assert!(
+        env.fails(&["export", "--out", "all.env"])
+            .contains("already exists")
+    );
+}
+
+#[test]
+fn import_is_one_transaction() {
+    let env = Env::new();
+    env.set("taken", "old");
+    env.ok(&["delete", "taken"]);
+    std::fs::write(env.path("batch.env"), "FIRST=1\nTAKEN=2\nLAST=3\n").unwrap();
+    let line = env.fails(&["import", "batch.env"]);
+    assert!(
+        line.contains("'taken'") && line.contains("nothing was imported"),
+        "{line}"
+    );
+    assert!(
+        env.fails(&["get", "first"]).contains("not found"),
+        "the first item was not kept"
+    );
+    assert!(env.fails(&["get", "last"]).contains("not found"));
+
+    std::fs::write(env.path("dup.env"), "A_B=1\na_b=2\n").unwrap();
+    assert!(env.fails(&["import", "dup.env"]).contains("twice"));
+    std::fs::write(env.path("bad.env"), "OK=1\nthis line is wrong\n").unwrap();
+    assert!(env.fails(&["import", "bad.env"]).contains("line 2"));
+    std::fs::write(env.path("bad.json"), r#"{"n": 1}"#).unwrap();
+    assert!(env.fails(&["import", "bad.json"]).contains("not a string"));
+    std::fs::write(env.path("list.json"), r#"["a"]"#).unwrap();
+    assert!(
+        env.fails(&["import", "list.json"])
+            .contains("one JSON object")
+    );
+    std::fs::write(env.path("name.json"), r#"{"bad name": "x"}"#).unwrap();
+    assert!(env.fails(&["import", "name.json"]).contains("invalid name"));
+    // Format given explicitly.
+    std::fs::write(env.path("plain.txt"), r#"{"from-json": "1"}"#).unwrap();
+    env.ok(&["import", "plain.txt", "--format", "json"]);
+    assert_eq!(env.get("from-json"), b"1");
+    assert_eq!(
+        env.raw(&["list", "--json"], b"")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn export_refuses_binary_values_and_skips_disabled_ones() {
+    let env = Env::new();
+    env.set("text", "t");
+    env.ok(&["set", "off", "x", "--disabled"]);
+    let out = env.raw(&["export"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.text(), "TEXT='t'\n");
+    assert!(out.stderr.contains("'off' is disabled"), "{}", out.stderr);
+    std::fs::write(env.path("bin"), [0xff, 0xfe]).unwrap();
+    env.ok(&["set", "raw", "--file", "bin"]);
+    assert!(env.fails(&["export"]).contains("not UTF-8"));
+}
+
+#[test]
+fn run_puts_secrets_in_the_child_environment() {
+    let env = Env::new();
+    env.set("db-password", "expected");
+    env.set("api-key", "k3y");
+    let run = |args: &[&str]| {
+        let out = env.raw(args, b"");
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "run printed something"
+        );
+        out.code
+    };
+    assert_eq!(
+        run(&[
+            "run",
+            "--env",
+            "DB_PASSWORD=db-password",
+            "--",
+            "sh",
+            "-c",
+            r#"test "$DB_PASSWORD" = expected"#
+        ]),
+        0
+    );
+    assert_eq!(
+        run(&[
+            "run",
+            "--env",
+            "DB_PASSWORD=db-password",
+            "--",
+            "sh",
+            "-c",
+            r#"test "$DB_PASSWORD" = other"#
+        ]),
+        1
+    );
+    assert_eq!(
+        run(&["run", "--env", "X=api-key", "--", "sh", "-c", "exit 7"]),
+        7
+    );
+    assert_eq!(
+        run(&[
+            "run",
+            "--all",
+            "--",
+            "sh",
+            "-c",
+            r#"test "$DB_PASSWORD" = expected && test "$API_KEY" = k3y"#
+        ]),
+        0
+    );
+    // --env wins over --all for the same variable; the child can open the vault itself.
+    assert_eq!(
+        run(&[
+            "run",
+            "--all",
+            "--env",
+            "API_KEY=db-password",
+            "--",
+            "sh",
+            "-c",
+            r#"test "$API_KEY" = expected"#
+        ]),
+        0
+    );
+    let tresor = assert_cmd::cargo::cargo_bin("tresor");
+    let nested = format!(r#"test "$({} get api-key)" = k3y"#, tresor.display());
+    assert_eq!(
+        run(&["run", "--env", "A=api-key", "--", "sh", "-c", &nested]),
+        0
+    );
+
+    let line = env.fails(&["run", "--env", "X=missing", "--", "true"]);
+    assert!(line.contains("not found"), "{line}");
+    let line = env.fails(&["run", "--env", "X=api-key", "--", "no-such-program-here"]);
+    assert!(line.contains("cannot run"), "{line}");
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let env = Env::bare();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = env.ok(&["completions", shell]);
+        assert!(
+            out.contains("tresor") && out.contains("rotate-key"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn vault_key_and_profile_come_from_flags_or_environment() {
+    let env = Env::new();
+    env.set("db", "v");
+    // Flags only.
+    let mut cmd = env.program();
+    cmd.args([
+        "--vault",
+        env.vault.to_str().unwrap(),
+        "--key-file",
+        env.key.to_str().unwrap(),
+        "get",
+        "db",
+    ])
+    .write_stdin("");
+    assert_eq!(finish(&mut cmd).stdout, b"v");
+    // A flag after the command works too.
+    let mut cmd = env.program();
+    cmd.args([
+        "get",
+        "db",
+        "--vault",
+        env.vault.to_str().unwrap(),
+        "--key-file",
+        env.key.to_str().unwrap(),
+    ])
+    .write_stdin("");
+    assert_eq!(finish(&mut cmd).stdout, b"v");
+    // The flag beats the environment.
+    let elsewhere = env.path("elsewhere.tresor");
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &elsewhere)
+        .env("TRESOR_KEY_FILE", &env.key)
+        .args(["--vault", env.vault.to_str().unwrap(), "get", "db"])
+        .write_stdin("");
+    assert_eq!(finish(&mut cmd).stdout, b"v");
+    assert!(!Path::new(&elsewhere).exists());
+}
