@@ -132,6 +132,14 @@ operations! {
     AuditVerify = 49, Auditor, "verify the audit log";
     /// Export a checkpoint.
     AuditCheckpoint = 50, Auditor, "take checkpoints";
+    /// Create a bearer token (for `tresor serve`).
+    TokenCreate = 52, Owner, "create tokens";
+    /// List bearer tokens.
+    TokenList = 53, Owner, "list tokens";
+    /// Revoke a bearer token.
+    TokenRevoke = 54, Owner, "revoke tokens";
+    /// A bearer token presented that the vault does not know (recorded as a refusal).
+    TokenAuthenticate = 55, Reader, "authenticate tokens";
 }
 
 impl fmt::Display for Operation {

@@ -31,6 +31,7 @@ pub(crate) mod tag {
     pub const SLOT: u8 = 0x61;
     pub const BACKUP: u8 = 0x71;
     pub const HEADER: u8 = 0x81;
+    pub const TOKEN: u8 = 0x91;
 }
 
 /// Table ids, bound into every record's associated data.
@@ -45,6 +46,7 @@ pub(crate) enum TableId {
     Retired = 7,
     Audit = 8,
     Backup = 9,
+    Tokens = 10,
 }
 
 /// Associated data of a sealed record: `"tresor" || format (u16 LE) || vault id (16) || table id
@@ -245,6 +247,15 @@ pub(crate) struct SlotRecord {
     pub check: [u8; 16],
     /// The master key sealed under the slot's key-encryption key.
     pub wrapped: Vec<u8>,
+}
+
+/// A bearer token's record, sealed in `tokens` under the token's lookup hash. The token itself is
+/// never stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TokenRecord {
+    pub label: String,
+    pub role: u8,
+    pub created: Timestamp,
 }
 
 /// The plaintext of a secret backup blob.

@@ -53,7 +53,10 @@ pub use secret::{
 pub use slot::{
     Credential, KdfParams, KeyProvider, ProviderError, Role, SlotInfo, SlotKind, SlotSpec,
 };
-pub use vault::{Options, Progress, SYSTEM_ACTOR, Vault, VaultSettings};
+pub use vault::{
+    MAX_TOKEN_LABEL_LEN, NewToken, Options, Progress, SYSTEM_ACTOR, TOKEN_PREFIX, TokenInfo, Vault,
+    VaultSettings,
+};
 
 /// The README's examples compile and run as doctests.
 #[cfg(doctest)]

@@ -280,6 +280,7 @@ impl Vault {
             copy_table(&from, &to, DELETED)?;
             copy_table(&from, &to, RETIRED)?;
             copy_table(&from, &to, AUDIT)?;
+            super::tokens::copy(&from, &to)?;
             to.commit()?;
             Ok(())
         })();
@@ -440,6 +441,7 @@ impl Vault {
         if indexed != ids.len() {
             return Err(Error::corrupted("a version index entry is missing"));
         }
+        n += super::tokens::verify(&txn, keys, vid)?;
         n += verify_chain(&txn, keys, vid)?;
         Ok(n)
     }
@@ -673,6 +675,7 @@ fn rotate(
             .insert(storage::META_AUTH, mac.as_slice())?;
     }
     write_head(&txn, &new, &vid, &head)?;
+    super::tokens::reseal(&txn, old, &new, &vid)?;
 
     let mut entries = std::mem::take(&mut *lock(&inner.pending));
     entries.push(inner.entry(actor, Operation::KeyRotate, None, None, None));

@@ -11,6 +11,8 @@ mod batch;
 pub use admin::Progress;
 mod lifecycle;
 mod secrets;
+mod tokens;
+pub use tokens::{MAX_TOKEN_LABEL_LEN, NewToken, TOKEN_PREFIX, TokenInfo};
 
 use std::fmt;
 use std::path::Path;
