@@ -51,6 +51,108 @@ pub fn decode_any_record(bytes: &[u8]) -> usize {
     n
 }
 
+/// One encoded record of every kind, named (seeds for the fuzz corpora). The key slot is made
+/// for the credential `Credential::key([0x42; 32])`, vault id `[0; 16]` and slot id 0.
+pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
+    use std::collections::BTreeMap;
+
+    use zeroize::Zeroizing;
+
+    use crate::clock::Timestamp;
+    use crate::encoding::{AuditEntry, Header, StoredProps};
+
+    let t = Timestamp::from_unix(1_800_000_000);
+    let version = |seq: u64, value: &[u8]| VersionRecord {
+        id: [seq as u8; 16],
+        seq,
+        props: StoredProps {
+            enabled: true,
+            not_before: None,
+            expires_on: Some(t),
+            content_type: Some("text/plain".into()),
+            tags: BTreeMap::from([("env".to_string(), "dev".to_string())]),
+            created: t,
+            updated: t,
+        },
+        value: Zeroizing::new(value.to_vec()),
+        retired: None,
+    };
+    let secret = SecretRecord {
+        name: "Db-Password".into(),
+        first_seq: 1,
+        max_versions: Some(5),
+        deleted: None,
+        current: version(2, b"v2"),
+    };
+    let entry = AuditEntry {
+        seq: 7,
+        time: t,
+        actor: "owner".into(),
+        operation: 1,
+        name: Some("db-password".into()),
+        version: Some([2; 16]),
+        outcome: None,
+    };
+    let spec = slot::SlotSpec::new(Credential::key([0x42; 32]), "owner");
+    let (slot_rec, _) = slot::new_slot(&spec, &[0; 16], 0, &crate::crypto::random_key()?, t)?;
+    Ok(vec![
+        (
+            "header",
+            encoding::encode_header(&Header {
+                vault_id: [9; 16],
+                created: t,
+            }),
+        ),
+        (
+            "settings",
+            encoding::encode(
+                tag::SETTINGS,
+                &Settings {
+                    retention_days: 90,
+                    purge_protection: true,
+                    max_versions: Some(3),
+                },
+                0,
+            )
+            .to_vec(),
+        ),
+        (
+            "audit-head",
+            encoding::encode(
+                tag::AUDIT_HEAD,
+                &AuditHead {
+                    seq: 7,
+                    mac: [7; 32],
+                },
+                0,
+            )
+            .to_vec(),
+        ),
+        ("secret", encoding::encode(tag::SECRET, &secret, 0).to_vec()),
+        (
+            "version",
+            encoding::encode(tag::VERSION, &version(1, b"v1"), 0).to_vec(),
+        ),
+        (
+            "audit",
+            encoding::encode(tag::AUDIT, &AuditStored { entry, mac: [1; 32] }, 0).to_vec(),
+        ),
+        ("slot", encoding::encode(tag::SLOT, &slot_rec, 0).to_vec()),
+        (
+            "backup",
+            encoding::encode(
+                tag::BACKUP,
+                &BackupPayload {
+                    record: secret,
+                    versions: vec![version(1, b"v1")],
+                },
+                0,
+            )
+            .to_vec(),
+        ),
+    ])
+}
+
 /// Parses `bytes` as a stored key slot (as the `slots` table holds it), lists it as
 /// [`crate::Vault::slots`] would, and tries to open it with `credential` for slot id `slot_id`
 /// of the vault `vault_id`. Returns the listing and whether the credential opened the slot.
