@@ -182,6 +182,19 @@ fn keygen_writes_a_private_hex_key_and_never_overwrites() {
     let other = env.path("other.key");
     env.ok(&["keygen", other.to_str().unwrap()]);
     assert_ne!(std::fs::read_to_string(&other).unwrap(), text);
+
+    // A missing directory is made, for the owner only.
+    env.ok(&["keygen", "keys/ci.key"]);
+    assert!(env.path("keys/ci.key").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path("keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }
 
 #[test]

@@ -14,6 +14,12 @@ use crate::{files, output, unlock};
 
 /// `keygen PATH`.
 pub fn keygen(a: &KeygenArgs) -> CliResult<()> {
+    if let Some(parent) = a.path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        create_private_dir(parent)?;
+    }
     let key = Credential::generate_key()?;
     let hex = key
         .key_hex()
@@ -28,8 +34,8 @@ pub fn keygen(a: &KeygenArgs) -> CliResult<()> {
     ))
 }
 
-/// Creates `./.tresor/` (mode 0700) for profile vaults.
-fn create_profile_dir(dir: &Path) -> CliResult<()> {
+/// Creates a directory and its missing parents, readable by the owner only (mode 0700).
+fn create_private_dir(dir: &Path) -> CliResult<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -45,15 +51,15 @@ fn create_profile_dir(dir: &Path) -> CliResult<()> {
 pub fn init(g: &Global, a: &InitArgs) -> CliResult<()> {
     let path = unlock::vault_path(g);
     let shown = quote(&path.display().to_string());
-    if g.vault.is_none() {
-        create_profile_dir(Path::new(unlock::PROFILE_DIR))?;
-    }
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(CliError::new(format!(
             "{shown} already exists (init never overwrites a file)"
         )));
     }
     let (credential, _) = unlock::credential(g, &path, true)?;
+    if g.vault.is_none() {
+        create_private_dir(Path::new(unlock::PROFILE_DIR))?;
+    }
     let mut o = Options::new()
         .retention_days(a.retention_days)
         .purge_protection(a.purge_protection)
