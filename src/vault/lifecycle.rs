@@ -339,6 +339,9 @@ fn open_backup(keys: &Keys, vault_id: &[u8; 16], blob: &[u8]) -> Result<BackupPa
             supported: encoding::FORMAT_VERSION,
         });
     }
+    if format == 0 {
+        return Err(Error::InvalidBackup("format version 0"));
+    }
     if &blob[10..26] != vault_id {
         return Err(Error::InvalidBackup("made by another vault"));
     }
