@@ -70,12 +70,14 @@ pub fn parse_when(s: &str, now: Timestamp) -> Option<Timestamp> {
 pub fn relative(t: Timestamp, now: Timestamp) -> String {
     let delta = t.unix().saturating_sub(now.unix());
     let abs = delta.unsigned_abs();
+    // Rounded to the nearest unit: a purge due in 6 days 23 hours reads "in 7d".
+    let round = |unit: u64| (abs + unit / 2) / unit;
     let text = if abs >= 86_400 {
-        format!("{}d", abs / 86_400)
+        format!("{}d", round(86_400))
     } else if abs >= 3_600 {
-        format!("{}h", abs / 3_600)
+        format!("{}h", round(3_600))
     } else if abs >= 60 {
-        format!("{}m", abs / 60)
+        format!("{}m", round(60))
     } else {
         format!("{abs}s")
     };
@@ -143,5 +145,11 @@ mod tests {
             relative(Timestamp::from_unix(100_000 - 7_200), now),
             "2h ago"
         );
+        let almost_a_week = 7 * 86_400 - 60;
+        assert_eq!(
+            relative(Timestamp::from_unix(100_000 + almost_a_week), now),
+            "in 7d"
+        );
+        assert_eq!(relative(Timestamp::from_unix(100_000 + 30), now), "in 30s");
     }
 }

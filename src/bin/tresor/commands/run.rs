@@ -50,13 +50,13 @@ pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
+/// Environment variables and their values, in the order they are set.
+type Vars = Vec<(String, Zeroizing<Vec<u8>>)>;
+
 /// The variables to set (`--all` first, then each `--env VAR=NAME`, which wins) and the
 /// disabled secrets `--all` left out.
-fn collect(
-    vault: &Vault,
-    a: &RunArgs,
-) -> CliResult<(Vec<(String, Zeroizing<Vec<u8>>)>, Vec<String>)> {
-    let mut env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
+fn collect(vault: &Vault, a: &RunArgs) -> CliResult<(Vars, Vec<String>)> {
+    let mut env: Vars = Vec::new();
     let mut skipped = Vec::new();
     if a.all {
         let mut secrets = vault.list_all()?;
