@@ -248,6 +248,11 @@ fn init_flags_become_settings() {
     assert_eq!(slots[0]["kind"], "key");
 
     let fresh = Env::bare();
+    let line = fresh.fails(&["--vault", "no/such/dir/v.tresor", "init"]);
+    assert!(
+        line.contains("cannot create vault 'no/such/dir/v.tresor'"),
+        "{line}"
+    );
     fresh.usage(&["init", "--retention-days", "3"]);
     fresh.usage(&["init", "--retention-days", "91"]);
     assert!(
@@ -760,6 +765,8 @@ fn copy_writes_a_vault_that_opens_with_the_same_key() {
         env.fails(&["copy", "--out", "copy.tresor"])
             .contains("already exists")
     );
+    let line = env.fails(&["copy", "--out", "missing/copy.tresor"]);
+    assert!(line.contains("cannot write the copy"), "{line}");
 }
 
 // ---------------------------------------------------------------------------------------------

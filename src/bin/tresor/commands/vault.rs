@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tresor::{Credential, Options, Vault};
+use tresor::{Credential, Error, Options, Vault};
 use zeroize::Zeroizing;
 
 use crate::args::{CopyArgs, Global, InitArgs, KeygenArgs, RotateArgs, SettingsArgs};
@@ -72,7 +72,10 @@ pub fn init(g: &Global, a: &InitArgs) -> CliResult<()> {
         o = o.max_versions(n);
     }
     let created = Vault::create(&path, &credential, o)
-        .map_err(CliError::from)
+        .map_err(|e| match e {
+            Error::Io(io) => io_error("cannot create vault", &path, &io),
+            other => CliError::from(other),
+        })
         .and_then(|v| {
             files::restrict(&path)?;
             v.close().map_err(CliError::from)
@@ -97,7 +100,10 @@ pub fn copy(vault: &Vault, a: &CopyArgs) -> CliResult<()> {
             "{shown} already exists (a copy never overwrites a file)"
         )));
     }
-    vault.backup_to(&a.out)?;
+    vault.backup_to(&a.out).map_err(|e| match e {
+        Error::Io(io) => io_error("cannot write the copy", &a.out, &io),
+        other => CliError::from(other),
+    })?;
     files::restrict(&a.out)?;
     output::print_text(&format!(
         "copied the vault to {shown}: it opens with the same keys and passphrases\n"
