@@ -96,10 +96,12 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 impl Vault {
     /// The vault's settings (not audited: it holds no secret data).
     pub fn settings(&self) -> Result<VaultSettings> {
-        let store = self.inner.store();
-        let txn = store.db.begin_read()?;
-        let s = read_settings(&txn.open_table(META)?, &store.keys, &self.inner.vault_id)?;
-        Ok(VaultSettings::from(&s))
+        super::guard_panics(|| {
+            let store = self.inner.store();
+            let txn = store.db.begin_read()?;
+            let s = read_settings(&txn.open_table(META)?, &store.keys, &self.inner.vault_id)?;
+            Ok(VaultSettings::from(&s))
+        })
     }
 
     /// Turns purge protection on. There is no way to turn it off again.
@@ -225,7 +227,9 @@ impl Vault {
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
-        let result = rotate(&self.inner, &self.actor, credentials, &mut progress);
+        let result = self
+            .inner
+            .guard_write(|| rotate(&self.inner, &self.actor, credentials, &mut progress));
         if let Err(e) = &result
             && !matches!(e, Error::Poisoned)
         {
@@ -245,7 +249,7 @@ impl Vault {
         self.flush()?;
         let done = {
             let mut store = self.inner.store_mut();
-            store.db.compact()?
+            self.inner.guard_write(|| Ok(store.db.compact()?))?
         };
         self.inner.note(
             self.inner
@@ -266,7 +270,7 @@ impl Vault {
             .write(true)
             .create_new(true)
             .open(path.as_ref())?;
-        let result = (|| {
+        let result = super::guard_panics(|| {
             let store = self.inner.store();
             let from = store.db.begin_read()?;
             let copy =
@@ -283,7 +287,7 @@ impl Vault {
             super::tokens::copy(&from, &to)?;
             to.commit()?;
             Ok(())
-        })();
+        });
         if result.is_err() {
             let _ = std::fs::remove_file(path.as_ref());
         }
@@ -352,15 +356,17 @@ impl Vault {
     pub fn check_integrity(&self) -> Result<u64> {
         self.authorize(Operation::AuditVerify, None)?;
         self.flush()?;
-        {
-            let mut store = self.inner.store_mut();
-            if !store.db.check_integrity()? {
-                return Err(Error::corrupted(
-                    "the storage engine's integrity check failed",
-                ));
+        super::guard_panics(|| {
+            {
+                let mut store = self.inner.store_mut();
+                if !store.db.check_integrity()? {
+                    return Err(Error::corrupted(
+                        "the storage engine's integrity check failed",
+                    ));
+                }
             }
-        }
-        self.verify_records()
+            self.verify_records()
+        })
     }
 
     /// Opens every record of every table: returns how many; any failure is an error.
@@ -383,7 +389,9 @@ impl Vault {
                     ));
                 }
                 if rec.first_seq > rec.current.seq {
-                    return Err(Error::corrupted("a secret record's versions are out of order"));
+                    return Err(Error::corrupted(
+                        "a secret record's versions are out of order",
+                    ));
                 }
                 let entry = (rec.first_seq, rec.current.seq, rec.current.id);
                 if live.insert(hash, entry).is_some() {

@@ -497,8 +497,9 @@ fn not_a_database(e: redb::DatabaseError) -> Error {
 }
 
 /// Runs `f`, turning a panic inside the storage engine (which redb documents for some damaged
-/// files opened without an integrity check) into [`Error::Corrupted`].
-fn guard_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// files opened without an integrity check, on open and on later reads) into
+/// [`Error::Corrupted`].
+pub(crate) fn guard_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(Error::corrupted(
             "the storage engine failed on a damaged file",
@@ -562,8 +563,21 @@ impl Inner {
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
-        let txn = store.db.begin_write()?;
-        self.commit(store, txn, Vec::new())
+        self.guard_write(|| {
+            let txn = store.db.begin_write()?;
+            self.commit(store, txn, Vec::new())
+        })
+    }
+
+    /// [`guard_panics`] for a write: a panic inside the storage engine (a damaged file opened
+    /// without the integrity check) may cut a transaction anywhere, so it also poisons the handle.
+    pub(crate) fn guard_write<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+            self.poisoned.store(true, Ordering::SeqCst);
+            Err(Error::corrupted(
+                "the storage engine failed on a damaged file",
+            ))
+        })
     }
 
     /// Records a read or a refusal according to the audit level.
@@ -617,11 +631,14 @@ impl Drop for Inner {
         let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
         let head = *self.head.get_mut().unwrap_or_else(|e| e.into_inner());
         // Best effort: a failure here cannot be reported; the records were buffered by choice.
-        if let Ok(txn) = store.db.begin_write()
-            && append_audit(&txn, &store.keys, &self.vault_id, head, pending).is_ok()
-        {
-            let _ = txn.commit();
-        }
+        // A panic of the storage engine on a damaged file must not escape a drop either.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Ok(txn) = store.db.begin_write()
+                && append_audit(&txn, &store.keys, &self.vault_id, head, pending).is_ok()
+            {
+                let _ = txn.commit();
+            }
+        }));
     }
 }
 
@@ -988,7 +1005,7 @@ impl Vault {
         f: impl FnOnce(&ReadCx<'_>) -> Result<(T, Option<[u8; 16]>)>,
     ) -> Result<T> {
         self.authorize(op, name)?;
-        let result = {
+        let result = guard_panics(|| {
             let store = self.inner.store();
             let cx = ReadCx {
                 txn: store.db.begin_read()?,
@@ -997,7 +1014,7 @@ impl Vault {
                 now: self.inner.clock.now(),
             };
             f(&cx)
-        };
+        });
         if self.inner.read_audit != AuditLevel::Off {
             let (version, err) = match &result {
                 Ok((_, v)) => (*v, None),
@@ -1013,6 +1030,15 @@ impl Vault {
     /// audit record appended in the same transaction, one durable commit. On error nothing is
     /// written and the refusal is recorded.
     pub(crate) fn write<T>(
+        &self,
+        op: Operation,
+        name: Option<&str>,
+        f: impl FnOnce(&mut WriteCx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.inner.guard_write(|| self.write_unguarded(op, name, f))
+    }
+
+    fn write_unguarded<T>(
         &self,
         op: Operation,
         name: Option<&str>,
