@@ -189,6 +189,13 @@ pub enum Command {
     Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Serve the vault over HTTPS as an Azure Key Vault secrets endpoint (for the Azure SDKs)
+    #[cfg(feature = "server")]
+    Serve(crate::serve::args::ServeArgs),
+    /// Create, list or revoke the bearer tokens `tresor serve` accepts
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Token(crate::serve::args::TokenCommand),
 }
 
 /// `--json`.

@@ -13,6 +13,8 @@ mod files;
 mod names;
 mod output;
 mod parse;
+#[cfg(feature = "server")]
+mod serve;
 mod time;
 mod unlock;
 

@@ -25,6 +25,8 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Init(a) => vault::init(g, a)?,
         Command::Check => vault::check(g)?,
         Command::Run(a) => return run::run(g, a),
+        #[cfg(feature = "server")]
+        Command::Serve(a) => return crate::serve::run(g, a),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
@@ -56,6 +58,10 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 Command::Settings(a) => vault::settings(v, a),
                 Command::Import(a) => transfer::import(v, a),
                 Command::Export(a) => transfer::export(v, a),
+                #[cfg(feature = "server")]
+                Command::Token(a) => crate::serve::tokens::run(v, a),
+                #[cfg(feature = "server")]
+                Command::Serve(_) => unreachable!("handled above"),
                 Command::Keygen(_)
                 | Command::Init(_)
                 | Command::Check

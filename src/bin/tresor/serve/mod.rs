@@ -1,0 +1,400 @@
+//! `tresor serve`: a local HTTPS endpoint that speaks the Azure Key Vault secrets REST API, so
+//! that apps written against Azure (through the real Azure SDKs) run offline against a tresor
+//! vault. `tresor token …` makes the bearer tokens it accepts.
+//!
+//! - [`tls`]: the local CA and server certificate (rustls with `ring`).
+//! - [`auth`]: the bearer challenge and the vault's tokens.
+//! - [`routes`]: paths and methods to vault operations.
+//! - [`json`]: Azure's JSON shapes.
+//! - [`errors`]: Azure's error bodies and statuses.
+//! - [`http`]: bodies, queries, hosts and responses.
+//!
+//! The vault is the synchronous library: every operation runs on tokio's blocking pool, so reads
+//! proceed in parallel and a slow commit never stalls the executor. Connections are capped;
+//! a TLS handshake, a request head (and an idle keep-alive connection) and a request body each
+//! have a deadline, and bodies a size cap, so that slow or malformed clients cannot hold others
+//! up. Ctrl-C or SIGTERM stops accepting, lets requests in flight finish, and commits buffered
+//! audit records before exiting.
+
+pub mod args;
+mod auth;
+mod errors;
+mod http;
+mod json;
+mod routes;
+mod tls;
+pub mod tokens;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tresor::Vault;
+use zeroize::Zeroizing;
+
+use self::args::ServeArgs;
+use self::auth::Policy;
+use self::errors::ApiError;
+use self::json::Ctx;
+use self::routes::{Call, Route};
+use crate::args::{AuditReads, Global};
+use crate::error::{CliError, CliResult};
+use crate::{output, unlock};
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request head may take to arrive (also how long a keep-alive connection may idle).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long requests in flight may take to finish after a stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head.
+const MAX_HEAD: usize = 32 * 1024;
+
+/// What every request needs.
+struct State {
+    vault: Vault,
+    policy: Policy,
+    challenge: String,
+    recovery_level: &'static str,
+    recoverable_days: u16,
+    max_body: u64,
+    fallback_host: String,
+    access_log: bool,
+    served: AtomicU64,
+}
+
+/// `tresor serve`.
+pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
+    let path = unlock::vault_path(g);
+    let opened = unlock::open(g, false)?;
+    let vault = opened.vault;
+    let settings = vault.settings()?;
+    let tenant = auth::tenant(vault.vault_id());
+    let tls = tls::setup(&path, a.cert.as_deref(), a.key.as_deref(), &tenant)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tresor-serve")
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the server runtime: {e}")))?;
+    let state = Arc::new(State {
+        vault: vault.clone(),
+        policy: if a.allow_any_token {
+            Policy::AnyToken
+        } else {
+            Policy::Tokens
+        },
+        challenge: auth::challenge(&tenant),
+        recovery_level: json::recovery_level(&settings),
+        recoverable_days: settings.retention_days,
+        max_body: a.max_body,
+        fallback_host: a.addr.to_string(),
+        access_log: a.access_log,
+        served: AtomicU64::new(0),
+    });
+    let listener = runtime
+        .block_on(TcpListener::bind(a.addr))
+        .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", a.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", a.addr)))?;
+    banner(
+        g,
+        a,
+        &path,
+        local,
+        &tls,
+        vault.list_tokens().ok().map(|t| t.len()),
+    )?;
+    let served = runtime.block_on(serve(
+        listener,
+        TlsAcceptor::from(tls.config),
+        state.clone(),
+        a.max_connections as usize,
+    ));
+    drop(state);
+    drop(runtime);
+    // Buffered read records are committed before exit; the error, if any, is reported.
+    let closed = vault.close();
+    eprintln!("tresor serve: stopped after {served} requests; audit records committed");
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `tresor serve` prints when it is ready: the URL (first line, for scripts), the CA to
+/// trust, how to get a token, and how to point the Python SDK at it.
+fn banner(
+    g: &Global,
+    a: &ServeArgs,
+    vault: &std::path::Path,
+    local: SocketAddr,
+    tls: &tls::Tls,
+    tokens: Option<usize>,
+) -> CliResult<()> {
+    let url = format!("https://{local}");
+    let mut text = format!("listening on {url}\n");
+    text.push_str(&format!("vault: {}\n", vault.display()));
+    match &tls.ca {
+        Some(ca) => text.push_str(&format!(
+            "CA certificate: {}{}\n  (trust it: connection_verify=<it> in the Azure SDK, or \
+             REQUESTS_CA_BUNDLE / SSL_CERT_FILE)\n",
+            ca.display(),
+            if tls.generated {
+                " (generated now)"
+            } else {
+                ""
+            }
+        )),
+        None => text.push_str("certificate: --cert/--key as given\n"),
+    }
+    let count = tokens.map_or_else(|| "?".to_string(), |n| n.to_string());
+    text.push_str(&format!(
+        "tokens: {count} in this vault; make one with `tresor token create --role \
+         reader|writer|owner --label NAME` while the server is stopped (it holds the vault \
+         open), and send it as `Authorization: Bearer <token>`\n"
+    ));
+    text.push_str(&format!(
+        "python: SecretClient(vault_url=\"{url}\", credential=<a credential returning the \
+         token>, verify_challenge_resource=False, connection_verify=\"<CA certificate>\")\n"
+    ));
+    let reads = match g.audit_reads {
+        AuditReads::Durable => "durable (one commit per read; --audit-reads buffered is faster)",
+        AuditReads::Buffered => "buffered (committed with writes, periodically and at exit)",
+        AuditReads::Off => "off",
+    };
+    text.push_str(&format!("reads audited: {reads}\n"));
+    output::print_text(&text)?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "tresor serve: WARNING: listening on {local}, which is reachable from other \
+             machines; the generated certificate names only localhost, 127.0.0.1 and ::1"
+        );
+    }
+    if tokens == Some(0) && !a.allow_any_token {
+        eprintln!(
+            "tresor serve: warning: this vault has no tokens yet, so every request will be \
+             refused with 401; stop the server and run `tresor token create`"
+        );
+    }
+    if a.allow_any_token {
+        eprintln!(
+            "tresor serve: WARNING: --allow-any-token: EVERY bearer token is accepted, with \
+             the full rights of the key slot that unlocked the vault. For development only."
+        );
+    }
+    Ok(())
+}
+
+/// Resolves when Ctrl-C or SIGTERM arrives.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Accepts connections until a stop signal, then drains them; returns the requests served.
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    max_connections: usize,
+) -> u64 {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut connections = JoinSet::new();
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = &mut stop => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, _peer) = tokio::select! {
+            _ = &mut stop => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    eprintln!("tresor serve: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        let mut stop_rx = stop_rx.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(state, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true)
+                .max_buf_size(MAX_HEAD.max(8192))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop_rx.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    eprintln!("tresor serve: stopping: finishing requests in flight");
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+    state.served.load(Ordering::Relaxed)
+}
+
+/// Serves one request, and logs it with `--access-log`.
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (result, actor) = respond(&state, req).await;
+    let response = match result {
+        Ok((status, Some(body))) => http::json(status, &body),
+        Ok((status, None)) => http::empty(status),
+        Err(e) => http::error(&e, &state.challenge),
+    };
+    state.served.fetch_add(1, Ordering::Relaxed);
+    if state.access_log {
+        eprintln!(
+            "{method} {} {} {} {:.1}ms",
+            path.escape_debug(),
+            response.status().as_u16(),
+            actor.as_deref().unwrap_or("-"),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    response
+}
+
+type Outcome = Result<(StatusCode, Option<serde_json::Value>), ApiError>;
+
+/// Runs `f` on the blocking pool; a panic there is a 500, never a crash.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| Err(ApiError::internal("The request failed inside the server.")))
+}
+
+/// The checks and the operation of one request; returns the outcome and the caller's actor.
+async fn respond(state: &Arc<State>, req: Request<Incoming>) -> (Outcome, Option<String>) {
+    let (parts, body) = req.into_parts();
+    // No token, no action: the 401 challenge comes before anything else is looked at.
+    let token = match auth::bearer(&parts.headers) {
+        Ok(t) => Zeroizing::new(t.to_string()),
+        Err(e) => return (Err(e), None),
+    };
+    let parsed = (|| {
+        let host = http::host(&parts.headers, &parts.uri, &state.fallback_host)?;
+        let query = http::Query::parse(&parts.uri)?;
+        let api_version = routes::api_version(&query)?;
+        let route = Route::parse(&parts.method, parts.uri.path())?;
+        Ok::<_, ApiError>(Call {
+            route,
+            query,
+            api_version,
+            body: None,
+            ctx: Ctx {
+                base: format!("https://{host}"),
+                recovery_level: state.recovery_level,
+                recoverable_days: state.recoverable_days,
+            },
+        })
+    })();
+    let needs_body = matches!(&parsed, Ok(c) if c.route.needs_body());
+    let st = state.clone();
+    if !needs_body {
+        // One trip to the blocking pool: who the caller is, then the operation.
+        let outcome = blocking(move || {
+            let handle = auth::identify(&st.vault, st.policy, &token)?;
+            let actor = handle.actor().to_string();
+            Ok(match parsed {
+                Ok(call) => (routes::execute(&handle, &call), actor),
+                Err(e) => (Err(e), actor),
+            })
+        })
+        .await;
+        return match outcome {
+            Ok((r, actor)) => (r, Some(actor)),
+            Err(e) => (Err(e), None),
+        };
+    }
+    // A body is read only from a caller the vault knows.
+    let identified = blocking(move || {
+        let handle = auth::identify(&st.vault, st.policy, &token)?;
+        let actor = handle.actor().to_string();
+        Ok((handle, actor))
+    })
+    .await;
+    let (handle, actor) = match identified {
+        Ok(x) => x,
+        Err(e) => return (Err(e), None),
+    };
+    let mut call = match parsed {
+        Ok(c) => c,
+        Err(e) => return (Err(e), Some(actor)),
+    };
+    match http::read_body(&parts.headers, body, state.max_body).await {
+        Ok(b) => call.body = Some(b),
+        Err(e) => return (Err(e), Some(actor)),
+    }
+    let outcome = blocking(move || routes::execute(&handle, &call)).await;
+    (outcome, Some(actor))
+}
