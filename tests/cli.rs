@@ -1479,3 +1479,46 @@ fn vault_key_and_profile_come_from_flags_or_environment() {
     assert_eq!(finish(&mut cmd).stdout, b"v");
     assert!(!Path::new(&elsewhere).exists());
 }
+
+#[test]
+fn a_damaged_vault_gives_one_error_line_never_a_panic() {
+    let env = Env::new();
+    for i in 0..20 {
+        env.set(&format!("s{i}"), "s3cr3t-payload");
+    }
+    let good = std::fs::read(&env.vault).unwrap();
+    let damaged = env.path("damaged.tresor");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut bytes = good.clone();
+        for _ in 0..8 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << (next() % 8);
+        }
+        std::fs::write(&damaged, &bytes).unwrap();
+        for args in [&["list"][..], &["get", "s3"]] {
+            let mut cmd = env.program();
+            cmd.args(["--vault", damaged.to_str().unwrap()])
+                .args(["--key-file", env.key.to_str().unwrap()])
+                .args(args)
+                .env("RUST_BACKTRACE", "1")
+                .write_stdin("");
+            let out = finish(&mut cmd);
+            if out.code == 0 {
+                assert!(out.stderr.is_empty(), "{}", out.stderr);
+            } else {
+                let line = error_line(&out, args);
+                assert!(!line.contains("s3cr3t"), "{line}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "some damage was noticed");
+}

@@ -12,6 +12,7 @@ mod error;
 mod files;
 mod names;
 mod output;
+mod panics;
 mod parse;
 #[cfg(feature = "server")]
 mod serve;
@@ -24,7 +25,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    match commands::dispatch(cli) {
+    panics::quiet();
+    match panics::catch(|| commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
