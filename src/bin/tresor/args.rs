@@ -39,7 +39,7 @@ pub struct Global {
     )]
     pub vault: Option<PathBuf>,
 
-    /// Profile naming the default vault file ./.tresor/<profile>.tresor
+    /// Profile: the default vault is ./.tresor/<NAME>.tresor
     #[arg(
         long,
         global = true,
@@ -51,7 +51,9 @@ pub struct Global {
     )]
     pub profile: String,
 
-    /// Unlock with the 256-bit key in this file (made by `tresor keygen`)
+    /// Unlock with this key file
+    ///
+    /// A 256-bit key made by `tresor keygen`: 64 hex characters and a newline, or 32 raw bytes.
     #[arg(
         long,
         global = true,
@@ -61,9 +63,11 @@ pub struct Global {
     )]
     pub key_file: Option<PathBuf>,
 
-    /// Unlock with the passphrase in this file (one trailing newline is ignored). Without a
-    /// key or passphrase file, TRESOR_PASSPHRASE holds the passphrase itself; else a terminal
-    /// prompt asks for it.
+    /// Unlock with the passphrase in this file
+    ///
+    /// One trailing newline is ignored. Without a key or passphrase file, the environment
+    /// variable TRESOR_PASSPHRASE holds the passphrase itself; without that, a prompt asks for it
+    /// on the terminal.
     #[arg(
         long,
         global = true,
@@ -73,7 +77,7 @@ pub struct Global {
     )]
     pub passphrase_file: Option<PathBuf>,
 
-    /// Actor named in audit records [default: the label of the unlocking key slot]
+    /// Actor named in audit records [default: the unlocking slot's label]
     #[arg(
         long,
         global = true,
@@ -83,8 +87,10 @@ pub struct Global {
     )]
     pub actor: Option<String>,
 
-    /// How reads are audited: recorded before the value is shown (durable), at exit (buffered),
-    /// or not at all (off). Writes and refusals are always recorded.
+    /// How reads are audited
+    ///
+    /// Recorded before the value is shown (durable), when the command ends (buffered), or not
+    /// at all (off). Writes and refusals are always recorded.
     #[arg(
         long,
         global = true,
@@ -96,8 +102,10 @@ pub struct Global {
     )]
     pub audit_reads: AuditReads,
 
-    /// Refuse to open a vault that does not contain this checkpoint (`tresor checkpoint`):
-    /// detects a file rolled back to an older copy
+    /// Refuse a vault rolled back behind this checkpoint
+    ///
+    /// A checkpoint printed by `tresor checkpoint`. A vault file that does not contain it (an
+    /// older copy put back in its place) is refused.
     #[arg(
         long,
         global = true,
@@ -108,8 +116,10 @@ pub struct Global {
     )]
     pub expect_checkpoint: Option<Checkpoint>,
 
-    /// Argon2id cost of new passphrase slots (init, slot add, passwd): `default` (64 MiB, t=3,
-    /// p=4), `min` (19 MiB, t=2, p=1, the floor), or MEMORY_KIB,ITERATIONS,PARALLELISM
+    /// Argon2id cost of new passphrase slots: default, min, or M,T,P
+    ///
+    /// For `init`, `slot add` and `passwd`: `default` (64 MiB, t=3, p=4), `min` (19 MiB, t=2,
+    /// p=1, the floor; fast, for tests and scripts), or MEMORY_KIB,ITERATIONS,PARALLELISM.
     #[arg(
         long,
         global = true,
@@ -425,9 +435,10 @@ pub enum SlotCommand {
 
 #[derive(Debug, Args)]
 pub struct SlotAddArgs {
-    /// The new slot opens with the key in this file (see `tresor keygen`). Here --key-file
-    /// names the new key: the vault is unlocked as usual, by TRESOR_KEY_FILE, a passphrase, or
-    /// `tresor --key-file KEY slot add …`
+    /// The new slot opens with the key in this file (see `tresor keygen`)
+    ///
+    /// Here --key-file names the new key: the vault is unlocked as usual, by TRESOR_KEY_FILE, a
+    /// passphrase, `--unlock-key-file`, or `tresor --key-file KEY slot add …`.
     #[arg(
         long = "key-file",
         id = "new_key_file",
@@ -435,8 +446,7 @@ pub struct SlotAddArgs {
         conflicts_with = "new_passphrase_file"
     )]
     pub new_key_file: Option<PathBuf>,
-    /// Unlock the vault with the key in this file (the global --key-file, which after `add`
-    /// names the new key)
+    /// Unlock the vault with this key file (after `add`, --key-file names the new key)
     // Sharing the global flag's id keeps clap from adding the global --key-file here.
     #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
     pub unlock_key_file: Option<PathBuf>,
