@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Drives `tresor serve` with the real Azure SDK for Python (azure-keyvault-secrets from PyPI):
+# builds the binary, makes two fresh vaults (one with purge protection) with a key file and
+# owner/writer/reader tokens, serves each on a free loopback port, runs the pytest suite, stops
+# the servers with SIGTERM and checks that they exit cleanly with the audit chain intact.
+#
+# Usage: tests/azure_sdk/run.sh [pytest args…]   (TRESOR_SDK_VENV=DIR reuses a virtualenv)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tresor"
+WORK=$(mktemp -d)
+VENV=${TRESOR_SDK_VENV:-$WORK/venv}
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "-- building tresor"
+cargo build --quiet --bin tresor
+
+echo "-- installing the Azure SDK into a virtualenv"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/azure_sdk/requirements.txt
+
+# start_server NAME [init flags…]: a fresh vault DIR=$WORK/NAME served on a free port; sets URL.
+start_server() {
+    local dir="$WORK/$1"
+    shift
+    mkdir -p "$dir"
+    local t=("$BIN" --vault "$dir/v.tresor" --key-file "$dir/k.key")
+    "$BIN" keygen "$dir/k.key" >/dev/null
+    "${t[@]}" init "$@" >/dev/null
+    local role
+    for role in owner writer reader; do
+        "${t[@]}" token create --role "$role" --label "$role" >"$dir/$role.tok" 2>/dev/null
+    done
+    "${t[@]}" --audit-reads buffered serve --addr 127.0.0.1:0 >"$dir/out.log" 2>"$dir/err.log" &
+    PIDS+=($!)
+    local i
+    for i in $(seq 1 300); do
+        if grep -q '^listening on ' "$dir/out.log" 2>/dev/null; then
+            URL=$(sed -n 's/^listening on //p' "$dir/out.log" | head -n1)
+            return 0
+        fi
+        if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+            echo "tresor serve exited early:" >&2
+            cat "$dir/err.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "tresor serve did not start in 30 s" >&2
+    return 1
+}
+
+# stop_server NAME PID: SIGTERM, a clean exit, and an audit chain that verifies afterwards.
+stop_server() {
+    local dir="$WORK/$1" pid=$2 status=0
+    kill -TERM "$pid"
+    wait "$pid" || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "tresor serve ($1) exited with status $status:" >&2
+        cat "$dir/err.log" >&2
+        return 1
+    fi
+    "$BIN" --vault "$dir/v.tresor" --key-file "$dir/k.key" audit --verify
+}
+
+start_server main
+export TRESOR_URL=$URL TRESOR_CA="$WORK/main/v.tresor.tls/ca.pem"
+TRESOR_OWNER_TOKEN=$(cat "$WORK/main/owner.tok")
+TRESOR_WRITER_TOKEN=$(cat "$WORK/main/writer.tok")
+TRESOR_READER_TOKEN=$(cat "$WORK/main/reader.tok")
+export TRESOR_OWNER_TOKEN TRESOR_WRITER_TOKEN TRESOR_READER_TOKEN
+start_server protected --purge-protection
+export TRESOR_PP_URL=$URL TRESOR_PP_CA="$WORK/protected/v.tresor.tls/ca.pem"
+TRESOR_PP_OWNER_TOKEN=$(cat "$WORK/protected/owner.tok")
+export TRESOR_PP_OWNER_TOKEN
+
+echo "-- azure-keyvault-secrets against $TRESOR_URL and $TRESOR_PP_URL"
+status=0
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/azure_sdk "$@" || status=$?
+# pytest: 0 all passed, 1 some failed, 2 interrupted, 3 internal error, 4 usage error,
+# 5 no tests collected. Only 0 is a pass.
+if [ "$status" -ne 0 ]; then
+    echo "azure sdk suite failed (pytest exit status $status); server logs:" >&2
+    tail -n 50 "$WORK/main/err.log" "$WORK/protected/err.log" >&2
+    exit 1
+fi
+
+echo "-- stopping the servers (SIGTERM)"
+stop_server main "${PIDS[0]}"
+stop_server protected "${PIDS[1]}"
+PIDS=()
