@@ -1007,6 +1007,22 @@ fn passphrases_unlock_and_change() {
     assert_eq!(slots[0]["kind"], "passphrase");
     assert_eq!(slots[0]["kdf"]["memory_kib"], 19 * 1024);
 
+    // `run` hands its command the secrets asked for, not the vault's passphrase.
+    let out = with_passphrase(
+        &env,
+        "correct horse",
+        &[
+            "run",
+            "--env",
+            "DB=db",
+            "--",
+            "sh",
+            "-c",
+            r#"test "$DB" = v && test -z "$TRESOR_PASSPHRASE""#,
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
     let wrong = with_passphrase(&env, "wrong horse", &["get", "db"]);
     assert!(error_line(&wrong, &["get"]).starts_with("error: wrong key"));
 
