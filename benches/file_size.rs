@@ -14,14 +14,22 @@ fn main() {
         .unwrap_or(10_000);
     // `cargo bench` passes `--bench`; nothing else to parse.
     println!("secrets: {n}");
-    println!("{:>10} {:>16} {:>16} {:>8}", "value", "tresor B/secret", "redb B/secret", "ratio");
+    println!(
+        "{:>10} {:>16} {:>16} {:>8}",
+        "value", "tresor B/secret", "redb B/secret", "ratio"
+    );
     for len in [256usize, 4096] {
         let dir = tempfile::tempdir().unwrap();
         let names: Vec<String> = (0..n).map(|i| format!("secret-{i:07}")).collect();
         let value = vec![0x5au8; len];
 
         let tpath = dir.path().join("size.tresor");
-        let vault = Vault::create(&tpath, &Credential::key([1; 32]), Options::new().max_value_len(len)).unwrap();
+        let vault = Vault::create(
+            &tpath,
+            &Credential::key([1; 32]),
+            Options::new().max_value_len(len),
+        )
+        .unwrap();
         let opts = SetOptions::new();
         vault
             .set_many(names.iter().map(|k| (k.as_str(), value.as_slice(), &opts)))

@@ -22,7 +22,11 @@ fn sizes() -> Vec<usize> {
     std::env::var("TRESOR_BENCH_SIZES")
         .unwrap_or_else(|_| "10000,100000,1000000".into())
         .split(',')
-        .map(|s| s.trim().parse().expect("TRESOR_BENCH_SIZES: comma-separated numbers"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("TRESOR_BENCH_SIZES: comma-separated numbers")
+        })
         .collect()
 }
 
@@ -63,7 +67,12 @@ fn tresor_file(dir: &Path, n: usize) -> std::path::PathBuf {
         let names: Vec<String> = chunk.iter().map(|&i| name(i)).collect();
         let values: Vec<Vec<u8>> = chunk.iter().map(|&i| value(i)).collect();
         vault
-            .set_many(names.iter().zip(&values).map(|(n, v)| (n.as_str(), v.as_slice(), &opts)))
+            .set_many(
+                names
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
+            )
             .unwrap();
     }
     drop(vault);
@@ -103,9 +112,14 @@ fn open_sealed(c: &XChaCha20Poly1305, sealed: &[u8]) -> Vec<u8> {
 fn bench_get(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let cipher = XChaCha20Poly1305::new(&[3u8; 32].into());
-    let files: Vec<(usize, std::path::PathBuf)> = sizes().into_iter().map(|n| (n, tresor_file(dir.path(), n))).collect();
+    let files: Vec<(usize, std::path::PathBuf)> = sizes()
+        .into_iter()
+        .map(|n| (n, tresor_file(dir.path(), n)))
+        .collect();
     let mut group = c.benchmark_group("get");
-    group.sample_size(30).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4));
     for (n, path) in &files {
         let n = *n;
         {
@@ -115,7 +129,12 @@ fn bench_get(c: &mut Criterion) {
                 b.iter(|| {
                     let txn = raw.begin_read().unwrap();
                     let t = txn.open_table(RAW).unwrap();
-                    let v = t.get(name(pick.next(n)).as_str()).unwrap().unwrap().value().to_vec();
+                    let v = t
+                        .get(name(pick.next(n)).as_str())
+                        .unwrap()
+                        .unwrap()
+                        .value()
+                        .to_vec();
                     black_box(v)
                 })
             });
@@ -152,7 +171,9 @@ fn bench_get(c: &mut Criterion) {
 
     // The cost of a durable write as the vault grows.
     let mut group = c.benchmark_group("set-scaling");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     for (n, path) in &files {
         let n = *n;
         let vault = Vault::open(path, &key(), Options::new()).unwrap();
@@ -168,7 +189,9 @@ fn bench_get(c: &mut Criterion) {
 fn bench_set(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("set-durable");
-    group.sample_size(30).measurement_time(Duration::from_secs(6));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(6));
     let raw = raw_file(dir.path(), 1000, None, "set");
     let v = value(1);
     let mut i = 0usize;
@@ -176,7 +199,10 @@ fn bench_set(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let txn = raw.begin_write().unwrap();
-            txn.open_table(RAW).unwrap().insert(name(i % 1000).as_str(), v.as_slice()).unwrap();
+            txn.open_table(RAW)
+                .unwrap()
+                .insert(name(i % 1000).as_str(), v.as_slice())
+                .unwrap();
             txn.commit().unwrap();
         })
     });
@@ -196,7 +222,9 @@ fn bench_bulk(c: &mut Criterion) {
     let names: Vec<String> = (0..n).map(name).collect();
     let values: Vec<Vec<u8>> = (0..n).map(value).collect();
     let mut group = c.benchmark_group("bulk-100k");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.bench_function("raw-redb", |b| {
         b.iter_batched(
             || {
@@ -223,12 +251,18 @@ fn bench_bulk(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().unwrap();
-                let vault = Vault::create(dir.path().join("bulk.tresor"), &key(), Options::new()).unwrap();
+                let vault =
+                    Vault::create(dir.path().join("bulk.tresor"), &key(), Options::new()).unwrap();
                 (dir, vault)
             },
             |(dir, vault)| {
                 vault
-                    .set_many(names.iter().zip(&values).map(|(n, v)| (n.as_str(), v.as_slice(), &opts)))
+                    .set_many(
+                        names
+                            .iter()
+                            .zip(&values)
+                            .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
+                    )
                     .unwrap();
                 (dir, vault)
             },
@@ -241,22 +275,32 @@ fn bench_bulk(c: &mut Criterion) {
 fn bench_lists(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("list");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     let vault = Vault::open(tresor_file(dir.path(), 100_000), &key(), Options::new()).unwrap();
-    group.bench_function("tresor-list-100k", |b| b.iter(|| black_box(vault.list_all().unwrap().len())));
+    group.bench_function("tresor-list-100k", |b| {
+        b.iter(|| black_box(vault.list_all().unwrap().len()))
+    });
     let raw = raw_file(dir.path(), 100_000, None, "list");
     group.bench_function("raw-redb-scan-100k", |b| {
         b.iter(|| {
             let txn = raw.begin_read().unwrap();
             let t = txn.open_table(RAW).unwrap();
-            let names: Vec<String> = t.range::<&str>(..).unwrap().map(|r| r.unwrap().0.value().to_string()).collect();
+            let names: Vec<String> = t
+                .range::<&str>(..)
+                .unwrap()
+                .map(|r| r.unwrap().0.value().to_string())
+                .collect();
             black_box(names.len())
         })
     });
     let many = Vault::create(dir.path().join("versions.tresor"), &key(), Options::new()).unwrap();
     let opts = SetOptions::new();
     let v = value(0);
-    let items: Vec<(&str, &[u8], &SetOptions)> = (0..1000).map(|_| ("rotating", v.as_slice(), &opts)).collect();
+    let items: Vec<(&str, &[u8], &SetOptions)> = (0..1000)
+        .map(|_| ("rotating", v.as_slice(), &opts))
+        .collect();
     many.set_many(items).unwrap();
     group.bench_function("tresor-list-versions-1000", |b| {
         b.iter(|| black_box(many.list_versions("rotating").unwrap().len()))
@@ -267,7 +311,9 @@ fn bench_lists(c: &mut Criterion) {
 fn bench_open(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("open");
-    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
     let keyed = tresor_file(dir.path(), 1000);
     group.bench_function("tresor-open-key", |b| {
         b.iter(|| black_box(Vault::open(&keyed, &key(), Options::new()).unwrap()))
@@ -280,7 +326,9 @@ fn bench_open(c: &mut Criterion) {
     });
     let raw_path = dir.path().join("raw-open.redb");
     drop(Database::create(&raw_path).unwrap());
-    group.bench_function("raw-redb-open", |b| b.iter(|| black_box(Database::open(&raw_path).unwrap())));
+    group.bench_function("raw-redb-open", |b| {
+        b.iter(|| black_box(Database::open(&raw_path).unwrap()))
+    });
     let mut i = 0u64;
     group.bench_function("tresor-create-key", |b| {
         b.iter(|| {
@@ -296,7 +344,9 @@ fn bench_open(c: &mut Criterion) {
 fn bench_maintenance(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("maintenance-10k");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     let path = tresor_file(dir.path(), 10_000);
     let vault = Vault::open(&path, &key(), Options::new().read_audit(AuditLevel::Off)).unwrap();
     group.bench_function("tresor-rotate-master-key", |b| {
@@ -308,5 +358,13 @@ fn bench_maintenance(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_get, bench_set, bench_bulk, bench_lists, bench_open, bench_maintenance);
+criterion_group!(
+    benches,
+    bench_get,
+    bench_set,
+    bench_bulk,
+    bench_lists,
+    bench_open,
+    bench_maintenance
+);
 criterion_main!(benches);
