@@ -25,7 +25,7 @@ impl Timestamp {
     }
 
     /// This time plus `d` (saturating).
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         Timestamp(
             self.0
                 .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
@@ -33,11 +33,25 @@ impl Timestamp {
     }
 
     /// This time minus `d` (saturating).
-    pub fn sub(self, d: Duration) -> Self {
+    pub fn minus(self, d: Duration) -> Self {
         Timestamp(
             self.0
                 .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         )
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        self.plus(d)
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        self.minus(d)
     }
 }
 

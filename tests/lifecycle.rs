@@ -331,10 +331,10 @@ fn assert_purged_by_system(v: &Vault) {
 fn automatic_purge_on_the_next_write() {
     let c = clock();
     let (v, d) = protected(SharedMem::new(), &c);
-    c.set(d.scheduled_purge.sub(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.minus(Duration::from_secs(1)));
     v.set("keeper", "k").unwrap();
     assert!(v.deleted_properties("doomed").is_ok(), "not yet");
-    c.set(d.scheduled_purge.add(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.plus(Duration::from_secs(1)));
     // Reads do not purge.
     assert!(v.deleted_properties("doomed").is_ok());
     v.set("keeper", "k").unwrap();
@@ -347,12 +347,12 @@ fn automatic_purge_on_open() {
     let mem = SharedMem::new();
     let (v, d) = protected(mem.clone(), &c);
     drop(v);
-    c.set(d.scheduled_purge.sub(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.minus(Duration::from_secs(1)));
     let v =
         Vault::open_with_backend(mem.clone(), &key(1), Options::new().clock(c.clone())).unwrap();
     assert!(v.deleted_properties("doomed").is_ok(), "not yet");
     drop(v);
-    c.set(d.scheduled_purge.add(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.plus(Duration::from_secs(1)));
     let v = Vault::open_with_backend(mem, &key(1), Options::new().clock(c.clone())).unwrap();
     // Purged by the open itself, before any write.
     assert!(matches!(
@@ -373,9 +373,9 @@ fn automatic_purge_on_open() {
 fn automatic_purge_on_request() {
     let c = clock();
     let (v, d) = protected(SharedMem::new(), &c);
-    c.set(d.scheduled_purge.sub(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.minus(Duration::from_secs(1)));
     assert_eq!(v.purge_expired().unwrap(), 0);
-    c.set(d.scheduled_purge.add(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.plus(Duration::from_secs(1)));
     assert_eq!(
         v.purge_expired().unwrap(),
         1,
@@ -419,7 +419,7 @@ fn without_protection_purge_is_immediate_and_automatic_when_due() {
     v.purge("s").unwrap();
     v.set("s", "v").unwrap();
     v.delete("s").unwrap();
-    c.set(d.scheduled_purge.add(Duration::from_secs(1)));
+    c.set(d.scheduled_purge.plus(Duration::from_secs(1)));
     v.set("other", "x").unwrap();
     assert!(matches!(v.deleted_properties("s"), Err(Error::NotFound)));
     assert_eq!(system_purges(&audit_log(&v)).len(), 1);

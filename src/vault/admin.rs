@@ -546,7 +546,7 @@ fn rotate(
     let mut done = 0u64;
     let mut tick = |progress: &mut dyn FnMut(Progress)| {
         done += 1;
-        if done % 256 == 0 || done == total {
+        if done.is_multiple_of(256) || done == total {
             progress(Progress { done, total });
         }
     };

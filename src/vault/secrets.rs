@@ -551,5 +551,5 @@ pub(crate) fn page_of<T>(
 
 /// `Timestamp` helper for retention arithmetic.
 pub(crate) fn plus_days(t: Timestamp, days: u16) -> Timestamp {
-    t.add(std::time::Duration::from_secs(u64::from(days) * 86_400))
+    t.plus(std::time::Duration::from_secs(u64::from(days) * 86_400))
 }

@@ -50,7 +50,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// midnight UTC), or a duration from now (`90d`).
 pub fn parse_when(s: &str, now: Timestamp) -> Option<Timestamp> {
     if let Some(d) = parse_duration(s) {
-        return Some(now.add(d));
+        return Some(now.plus(d));
     }
     if let Ok(ts) = s.trim().parse::<jiff::Timestamp>() {
         return Some(Timestamp::from_unix(ts.as_second()));
