@@ -60,7 +60,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long requests in flight may take to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest request head.
+/// The largest request head (request line and headers); a larger one gets 431.
 const MAX_HEAD: usize = 32 * 1024;
 
 /// What every request needs.
@@ -171,11 +171,12 @@ fn banner(
     ));
     let reads = match g.audit_reads {
         AuditReads::Durable => "durable (one commit per read; --audit-reads buffered is faster)",
-        AuditReads::Buffered => "buffered (committed with writes, periodically and at exit)",
+        AuditReads::Buffered => {
+            "buffered (committed with the next write, every 4096 reads, and at exit)"
+        }
         AuditReads::Off => "off",
     };
     text.push_str(&format!("reads audited: {reads}\n"));
-    output::print_text(&text)?;
     if !local.ip().is_loopback() {
         eprintln!(
             "tresor serve: WARNING: listening on {local}, which is reachable from other \
@@ -194,6 +195,8 @@ fn banner(
              the full rights of the key slot that unlocked the vault. For development only."
         );
     }
+    // Warnings first: once the URL is out, everything about the start has been said.
+    output::print_text(&text)?;
     Ok(())
 }
 
@@ -272,7 +275,7 @@ async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .keep_alive(true)
-                .max_buf_size(MAX_HEAD.max(8192))
+                .max_header_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {

@@ -1,0 +1,1214 @@
+//! `tresor serve` end to end, without Python: the built binary serves fresh vaults on free
+//! loopback ports, and an HTTPS client (hyper over rustls, trusting the generated CA) drives
+//! every route of the Azure Key Vault secrets API, the bearer challenge and tokens, bad input,
+//! stalled and concurrent clients, the TLS material, and a clean shutdown.
+
+#![cfg(feature = "server")]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, WWW_AUTHENTICATE};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tresor::{Credential, Operation, Options, Role, SetOptions, Vault};
+
+const API: &str = "api-version=2026-04-01";
+
+/// A fresh vault with owner, writer and reader tokens.
+struct Fixture {
+    dir: TempDir,
+    vault: PathBuf,
+    key: PathBuf,
+    owner: String,
+    writer: String,
+    reader: String,
+}
+
+fn fixture(options: Options, prepare: impl FnOnce(&Vault)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("v.tresor");
+    let key = dir.path().join("k.key");
+    let credential = Credential::generate_key().unwrap();
+    std::fs::write(&key, credential.key_hex().unwrap().as_bytes()).unwrap();
+    let v = Vault::create(&vault, &credential, options).unwrap();
+    let owner = v
+        .create_token("owner", Role::Owner)
+        .unwrap()
+        .expose()
+        .to_string();
+    let writer = v
+        .create_token("writer", Role::Writer)
+        .unwrap()
+        .expose()
+        .to_string();
+    let reader = v
+        .create_token("reader", Role::Reader)
+        .unwrap()
+        .expose()
+        .to_string();
+    prepare(&v);
+    drop(v);
+    Fixture {
+        dir,
+        vault,
+        key,
+        owner,
+        writer,
+        reader,
+    }
+}
+
+impl Fixture {
+    fn open(&self) -> Vault {
+        Vault::open(
+            &self.vault,
+            &Credential::key_file(&self.key).unwrap(),
+            Options::new(),
+        )
+        .unwrap()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("v.tresor.tls").join("ca.pem")
+    }
+}
+
+/// A running `tresor serve`; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: PathBuf,
+}
+
+impl Server {
+    fn start(f: &Fixture, extra: &[&str]) -> Server {
+        let stderr = f
+            .dir
+            .path()
+            .join(format!("serve-{}.err", std::process::id()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tresor"))
+            .arg("--vault")
+            .arg(&f.vault)
+            .arg("--key-file")
+            .arg(&f.key)
+            .args([
+                "--audit-reads",
+                "buffered",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let first = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "tresor serve did not start: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            });
+        let url = first
+            .strip_prefix("listening on https://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Server {
+            child,
+            addr: url.parse().unwrap(),
+            stderr,
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn client(&self, ca: &Path) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Client {
+            tls: TlsConnector::from(Arc::new(config)),
+            addr: self.addr,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+struct Client {
+    tls: TlsConnector,
+    addr: SocketAddr,
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: HeaderMap,
+    json: Value,
+}
+
+impl Resp {
+    fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+    fn inner(&self) -> &str {
+        self.json["error"]["innererror"]["code"]
+            .as_str()
+            .unwrap_or("")
+    }
+}
+
+impl Client {
+    async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        self.tls.connect(name, tcp).await.unwrap()
+    }
+
+    async fn send(&self, method: &str, target: &str, token: Option<&str>, body: &[u8]) -> Resp {
+        let stream = self.tls_stream().await;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(target)
+            .header(HOST, self.addr.to_string())
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Resp {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    async fn get(&self, target: &str, token: &str) -> Resp {
+        self.send("GET", target, Some(token), b"").await
+    }
+
+    async fn put(&self, target: &str, token: &str, body: &Value) -> Resp {
+        self.send("PUT", target, Some(token), body.to_string().as_bytes())
+            .await
+    }
+
+    /// Follows `nextLink`s (absolute, on this server) from `first`; returns every item and the
+    /// number of pages.
+    async fn all_pages(&self, first: &str, token: &str) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut pages = 0;
+        let mut target = first.to_string();
+        loop {
+            let r = self.get(&target, token).await;
+            assert_eq!(r.status, 200, "{target}: {:?}", r.json);
+            pages += 1;
+            items.extend(r.json["value"].as_array().unwrap().iter().cloned());
+            match r.json["nextLink"].as_str() {
+                Some(next) => {
+                    let prefix = format!("https://{}/", self.addr);
+                    assert!(next.starts_with(&prefix), "nextLink {next} is not absolute");
+                    target = next[prefix.len() - 1..].to_string();
+                }
+                None => return (items, pages),
+            }
+        }
+    }
+}
+
+fn id_tail(v: &Value) -> &str {
+    v["id"].as_str().unwrap().rsplit('/').next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_of_the_secrets_api() {
+    let f = fixture(Options::new().retention_days(30), |_| {});
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    let base = format!("https://{}", server.addr);
+    let o = f.owner.as_str();
+
+    // Set with tags, content type and attributes.
+    let set = c
+        .put(
+            &format!("/secrets/db-pass?{API}"),
+            o,
+            &json!({"value": "hunter2", "tags": {"env": "dev"}, "contentType": "text/plain",
+                    "attributes": {"nbf": 1_700_000_000, "exp": 4_000_000_000u64}}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.json);
+    let v1 = id_tail(&set.json).to_string();
+    assert_eq!(v1.len(), 32);
+    assert_eq!(set.json["id"], format!("{base}/secrets/db-pass/{v1}"));
+    assert_eq!(set.json["value"], "hunter2");
+    assert_eq!(set.json["contentType"], "text/plain");
+    assert_eq!(set.json["tags"], json!({"env": "dev"}));
+    let attrs = &set.json["attributes"];
+    assert_eq!(attrs["enabled"], true);
+    assert_eq!(attrs["nbf"], 1_700_000_000);
+    assert_eq!(attrs["exp"], 4_000_000_000u64);
+    assert!(attrs["created"].is_i64() && attrs["updated"].is_i64());
+    assert_eq!(attrs["recoveryLevel"], "CustomizedRecoverable+Purgeable");
+    assert_eq!(attrs["recoverableDays"], 30);
+    assert_eq!(
+        set.headers.get("cache-control").unwrap(),
+        "no-store",
+        "bodies with values are not cached"
+    );
+
+    let set2 = c
+        .put(
+            &format!("/secrets/DB-pass?{API}"),
+            o,
+            &json!({"value": "s3cret"}),
+        )
+        .await;
+    let v2 = id_tail(&set2.json).to_string();
+    // Names compare case-insensitively and keep the case they were created with.
+    assert_eq!(set2.json["id"], format!("{base}/secrets/db-pass/{v2}"));
+
+    // Get latest (with and without the trailing slash) and by version.
+    for path in ["/secrets/db-pass/", "/secrets/db-pass"] {
+        let g = c.get(&format!("{path}?{API}"), &f.reader).await;
+        assert_eq!((g.status, g.json["value"].as_str()), (200, Some("s3cret")));
+    }
+    let g = c
+        .get(&format!("/secrets/db-pass/{v1}?api-version=7.0"), &f.reader)
+        .await;
+    assert_eq!(g.json["value"], "hunter2");
+    assert_eq!(g.json["tags"], json!({"env": "dev"}));
+    let missing = c
+        .get(&format!("/secrets/db-pass/{}?{API}", "0".repeat(32)), o)
+        .await;
+    assert_eq!((missing.status, missing.code()), (404, "SecretNotFound"));
+    let bad_version = c
+        .get(&format!("/secrets/db-pass/not-a-version?{API}"), o)
+        .await;
+    assert_eq!(bad_version.status, 404);
+
+    // Update the latest version and an older one: no value in the answer.
+    let up = c
+        .send(
+            "PATCH",
+            &format!("/secrets/db-pass/?{API}"),
+            Some(&f.writer),
+            br#"{"contentType":"application/json","tags":{"team":"pay"}}"#,
+        )
+        .await;
+    assert_eq!(up.status, 200, "{:?}", up.json);
+    assert!(up.json.get("value").is_none());
+    assert_eq!(up.json["contentType"], "application/json");
+    let up_old = c
+        .send(
+            "PATCH",
+            &format!("/secrets/db-pass/{v1}?{API}"),
+            Some(o),
+            br#"{"attributes":{"exp":null}}"#,
+        )
+        .await;
+    assert!(up_old.json["attributes"].get("exp").is_none());
+    assert_eq!(id_tail(&up_old.json), v1);
+
+    // Versions, newest first, in pages.
+    for i in 0..5 {
+        c.put(
+            &format!("/secrets/db-pass?{API}"),
+            o,
+            &json!({"value": format!("v{i}")}),
+        )
+        .await;
+    }
+    let (versions, pages) = c
+        .all_pages(&format!("/secrets/db-pass/versions?{API}&maxresults=3"), o)
+        .await;
+    assert_eq!((versions.len(), pages), (7, 3));
+    assert!(versions.iter().all(|v| v.get("value").is_none()));
+    assert_eq!(id_tail(&versions[6]), v1);
+    assert_eq!(id_tail(&versions[5]), v2);
+    let none = c
+        .get(&format!("/secrets/nothing-here/versions?{API}"), o)
+        .await;
+    assert_eq!(
+        (none.status, none.json["value"].as_array().unwrap().len()),
+        (200, 0)
+    );
+
+    // List secrets in pages: ids without versions, no values.
+    for i in 0..6 {
+        c.put(
+            &format!("/secrets/item-{i}?{API}"),
+            o,
+            &json!({"value": "x"}),
+        )
+        .await;
+    }
+    let (items, pages) = c
+        .all_pages(&format!("/secrets?{API}&maxresults=2"), o)
+        .await;
+    assert_eq!((items.len(), pages), (7, 4));
+    assert!(items.iter().all(|i| i.get("value").is_none()));
+    assert!(
+        items
+            .iter()
+            .any(|i| i["id"] == format!("{base}/secrets/item-3"))
+    );
+    let (all, _) = c.all_pages(&format!("/secrets?{API}"), o).await;
+    assert_eq!(all.len(), 7);
+
+    // Delete: the deleted bundle, then the name is reserved.
+    let del = c
+        .send(
+            "DELETE",
+            &format!("/secrets/item-0?{API}"),
+            Some(&f.writer),
+            b"",
+        )
+        .await;
+    assert_eq!(del.status, 200, "{:?}", del.json);
+    assert_eq!(
+        del.json["recoveryId"],
+        format!("{base}/deletedsecrets/item-0")
+    );
+    let deleted_on = del.json["deletedDate"].as_i64().unwrap();
+    assert_eq!(
+        del.json["scheduledPurgeDate"].as_i64().unwrap(),
+        deleted_on + 30 * 86_400
+    );
+    let gone = c.get(&format!("/secrets/item-0/?{API}"), o).await;
+    assert_eq!((gone.status, gone.code()), (404, "SecretNotFound"));
+    let reuse = c
+        .put(&format!("/secrets/item-0?{API}"), o, &json!({"value": "y"}))
+        .await;
+    assert_eq!(
+        (reuse.status, reuse.code(), reuse.inner()),
+        (409, "Conflict", "ObjectIsDeletedButRecoverable")
+    );
+    let gd = c
+        .get(&format!("/deletedsecrets/item-0?{API}"), &f.reader)
+        .await;
+    assert_eq!(
+        (gd.status, gd.json["deletedDate"].as_i64()),
+        (200, Some(deleted_on))
+    );
+    c.send("DELETE", &format!("/secrets/item-1?{API}"), Some(o), b"")
+        .await;
+    let (deleted, pages) = c
+        .all_pages(&format!("/deletedsecrets?{API}&maxresults=1"), o)
+        .await;
+    assert_eq!((deleted.len(), pages), (2, 2));
+    assert!(deleted.iter().all(|d| d["recoveryId"].is_string()));
+
+    // Recover one, purge the other (204), and the purged name is free again.
+    let rec = c
+        .send(
+            "POST",
+            &format!("/deletedsecrets/item-0/recover?{API}"),
+            Some(&f.writer),
+            b"",
+        )
+        .await;
+    assert_eq!(rec.status, 200, "{:?}", rec.json);
+    assert_eq!(
+        c.get(&format!("/secrets/item-0/?{API}"), o).await.json["value"],
+        "x"
+    );
+    let purge = c
+        .send(
+            "DELETE",
+            &format!("/deletedsecrets/item-1?{API}"),
+            Some(o),
+            b"",
+        )
+        .await;
+    assert_eq!((purge.status, purge.json.clone()), (204, Value::Null));
+    let purged = c.get(&format!("/deletedsecrets/item-1?{API}"), o).await;
+    assert_eq!((purged.status, purged.code()), (404, "SecretNotFound"));
+    assert_eq!(
+        c.put(
+            &format!("/secrets/item-1?{API}"),
+            o,
+            &json!({"value": "new"})
+        )
+        .await
+        .status,
+        200
+    );
+
+    // Backup and restore (base64url), refused while the name exists.
+    let backup = c
+        .send(
+            "POST",
+            &format!("/secrets/db-pass/backup?{API}"),
+            Some(o),
+            b"",
+        )
+        .await;
+    assert_eq!(backup.status, 200);
+    let blob = backup.json["value"].as_str().unwrap().to_string();
+    assert!(!blob.contains(['=', '+', '/']));
+    let restore_body = json!({"value": blob}).to_string();
+    let clash = c
+        .send(
+            "POST",
+            &format!("/secrets/restore?{API}"),
+            Some(o),
+            restore_body.as_bytes(),
+        )
+        .await;
+    assert_eq!(clash.status, 409);
+    c.send("DELETE", &format!("/secrets/db-pass?{API}"), Some(o), b"")
+        .await;
+    c.send(
+        "DELETE",
+        &format!("/deletedsecrets/db-pass?{API}"),
+        Some(o),
+        b"",
+    )
+    .await;
+    let restored = c
+        .send(
+            "POST",
+            &format!("/secrets/restore?{API}"),
+            Some(o),
+            restore_body.as_bytes(),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{:?}", restored.json);
+    assert!(restored.json.get("value").is_none());
+    assert_eq!(
+        c.get(&format!("/secrets/db-pass/{v1}?{API}"), o).await.json["value"],
+        "hunter2"
+    );
+    let tampered = json!({"value": format!("{}AA", &blob[..blob.len() - 4])}).to_string();
+    let bad = c
+        .send(
+            "POST",
+            &format!("/secrets/restore?{API}"),
+            Some(o),
+            tampered.as_bytes(),
+        )
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "BadParameter"));
+
+    // A disabled version: 403 with SecretDisabled; its properties still list.
+    c.send(
+        "PATCH",
+        &format!("/secrets/item-2/?{API}"),
+        Some(o),
+        br#"{"attributes":{"enabled":false}}"#,
+    )
+    .await;
+    let disabled = c.get(&format!("/secrets/item-2/?{API}"), o).await;
+    assert_eq!(
+        (disabled.status, disabled.code(), disabled.inner()),
+        (403, "Forbidden", "SecretDisabled")
+    );
+    assert_eq!(
+        disabled.json["error"]["message"],
+        "Operation get is not allowed on a disabled secret."
+    );
+    let listed = c.get(&format!("/secrets/item-2/versions?{API}"), o).await;
+    assert_eq!(listed.json["value"][0]["attributes"]["enabled"], false);
+
+    assert!(server.stop().success());
+    let v = f.open();
+    v.verify_audit().unwrap();
+    assert_eq!(v.get("item-1").unwrap().expose(), b"new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_challenge_tokens_and_roles() {
+    let f = fixture(Options::new(), |v| {
+        v.set("shared", "s").unwrap();
+    });
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    let target = format!("/secrets/shared/?{API}");
+
+    // No token: 401 with the challenge the Azure SDKs expect, whatever the path.
+    for path in [target.as_str(), "/secrets", "/nowhere"] {
+        let r = c.send("GET", path, None, b"").await;
+        assert_eq!((r.status, r.code()), (401, "Unauthorized"), "{path}");
+        let challenge = r.headers.get(WWW_AUTHENTICATE).unwrap().to_str().unwrap();
+        assert!(
+            challenge.starts_with("Bearer authorization=\"https://login.microsoftonline.com/"),
+            "{challenge}"
+        );
+        assert!(challenge.ends_with("\", resource=\"https://vault.azure.net\""));
+    }
+    // Not a bearer token, or an unknown one: 401, nothing done.
+    let no_token = c
+        .send(
+            "PUT",
+            &format!("/secrets/x?{API}"),
+            None,
+            br#"{"value":"v"}"#,
+        )
+        .await;
+    assert_eq!(no_token.status, 401);
+    let unknown = "tresor_".to_string() + &"ab".repeat(32);
+    let r = c
+        .put(
+            &format!("/secrets/x?{API}"),
+            &unknown,
+            &json!({"value": "v"}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(r.headers.contains_key(WWW_AUTHENTICATE));
+
+    // A reader reads and may not write: 403, nothing written.
+    assert_eq!(c.get(&target, &f.reader).await.json["value"], "s");
+    let r = c
+        .put(
+            &format!("/secrets/x?{API}"),
+            &f.reader,
+            &json!({"value": "v"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.inner()),
+        (403, "Forbidden", "ForbiddenByRbac")
+    );
+    let r = c
+        .send(
+            "DELETE",
+            &format!("/secrets/shared?{API}"),
+            Some(&f.reader),
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // A writer writes and deletes, but may not purge.
+    assert_eq!(
+        c.put(
+            &format!("/secrets/w?{API}"),
+            &f.writer,
+            &json!({"value": "v"})
+        )
+        .await
+        .status,
+        200
+    );
+    c.send("DELETE", &format!("/secrets/w?{API}"), Some(&f.writer), b"")
+        .await;
+    let r = c
+        .send(
+            "DELETE",
+            &format!("/deletedsecrets/w?{API}"),
+            Some(&f.writer),
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    assert!(server.stop().success());
+    let v = f.open();
+    assert!(matches!(v.get("x"), Err(tresor::Error::NotFound)));
+    let log = v.audit(0, 10_000).unwrap();
+    let has = |actor: &str, op: Operation, err: Option<&str>| {
+        log.iter()
+            .any(|r| r.actor == actor && r.operation == op && r.error.as_deref() == err)
+    };
+    assert!(has("token:reader", Operation::SecretGet, None));
+    assert!(has("token:reader", Operation::SecretSet, Some("Forbidden")));
+    assert!(has("token:writer", Operation::SecretSet, None));
+    assert!(has(
+        "token:writer",
+        Operation::SecretPurge,
+        Some("Forbidden")
+    ));
+    assert!(
+        log.iter()
+            .any(|r| r.operation == Operation::TokenAuthenticate
+                && r.error.as_deref() == Some("WrongKey"))
+    );
+    // Tokens never reach the audit log.
+    for r in &log {
+        for t in [&f.owner, &f.writer, &f.reader, &unknown] {
+            assert!(!r.actor.contains(t.as_str()) && r.name.as_deref() != Some(t.as_str()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_azure_errors_and_writes_nothing() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &["--max-body", "4096"]);
+    let c = server.client(&f.ca());
+    let o = f.owner.as_str();
+    let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            b"{\"value\":".to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            b"[1,2]".to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            br#"{"tags":{}}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            br#"{"value":7}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            vec![0xff, 0xfe],
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            format!(r#"{{"value":"{}"}}"#, "x".repeat(5000)).into_bytes(),
+            413,
+            "RequestBodyTooLarge",
+        ),
+        (
+            "PUT",
+            format!("/secrets/a?{API}"),
+            br#"{"value":"v","tags":{"":"empty name"}}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/bad_name?{API}"),
+            br#"{"value":"v"}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            format!("/secrets/{}?{API}", "n".repeat(128)),
+            br#"{"value":"v"}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "GET",
+            format!("/secrets/bad.name/?{API}"),
+            vec![],
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            "/secrets/a".to_string(),
+            br#"{"value":"v"}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PUT",
+            "/secrets/a?api-version=6.0".to_string(),
+            br#"{"value":"v"}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        ("GET", format!("/keys/a?{API}"), vec![], 404, "NotFound"),
+        (
+            "GET",
+            format!("/secrets/a/b/c/d?{API}"),
+            vec![],
+            404,
+            "NotFound",
+        ),
+        (
+            "POST",
+            format!("/secrets?{API}"),
+            vec![],
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            "GET",
+            format!("/secrets?{API}&maxresults=26"),
+            vec![],
+            400,
+            "BadParameter",
+        ),
+        (
+            "GET",
+            format!("/secrets?{API}&maxresults=0"),
+            vec![],
+            400,
+            "BadParameter",
+        ),
+        (
+            "GET",
+            format!("/secrets?{API}&$skiptoken=zz"),
+            vec![],
+            400,
+            "BadParameter",
+        ),
+        (
+            "GET",
+            format!("/secrets/a/versions?{API}&$skiptoken=x"),
+            vec![],
+            400,
+            "BadParameter",
+        ),
+        (
+            "GET",
+            format!("/secrets/%ZZ?{API}"),
+            vec![],
+            400,
+            "BadParameter",
+        ),
+        (
+            "POST",
+            format!("/secrets/restore?{API}"),
+            br#"{"value":"!!"}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "POST",
+            format!("/secrets/restore?{API}"),
+            br#"{"value":"AAAA"}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+        (
+            "PATCH",
+            format!("/secrets/a/?{API}"),
+            br#"{"attributes":{"enabled":"no"}}"#.to_vec(),
+            400,
+            "BadParameter",
+        ),
+    ];
+    for (method, target, body, status, code) in &cases {
+        let r = c.send(method, target, Some(o), body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (*status, *code),
+            "{method} {target}: {:?}",
+            r.json
+        );
+        assert!(r.json["error"]["message"].is_string());
+    }
+    // A request head that is not HTTP, and bytes that are not TLS: the connection ends, the
+    // server goes on.
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    drop(raw);
+    let mut tls = c.tls_stream().await;
+    tls.write_all(b"\x00\x01 not http at all\r\n\r\n")
+        .await
+        .unwrap();
+    drop(tls);
+    // A request head over the limit: 431, and the server goes on.
+    let mut big = c.tls_stream().await;
+    let head = format!(
+        "GET /secrets?{API}&pad={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "x".repeat(40 * 1024)
+    );
+    big.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = big.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let list = c.get(&format!("/secrets?{API}"), o).await;
+    assert_eq!(
+        (list.status, list.json["value"].as_array().unwrap().len()),
+        (200, 0)
+    );
+    assert!(server.stop().success());
+    let v = f.open();
+    assert!(v.list_all().unwrap().is_empty());
+    assert!(v.list_deleted(None, 10).unwrap().items.is_empty());
+    v.verify_audit().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_refused_under_purge_protection() {
+    let f = fixture(Options::new().purge_protection(true), |v| {
+        v.set("kept", "k").unwrap();
+    });
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    let o = f.owner.as_str();
+    let del = c
+        .send("DELETE", &format!("/secrets/kept?{API}"), Some(o), b"")
+        .await;
+    assert_eq!(del.json["attributes"]["recoveryLevel"], "Recoverable");
+    let r = c
+        .send(
+            "DELETE",
+            &format!("/deletedsecrets/kept?{API}"),
+            Some(o),
+            b"",
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "Forbidden"));
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("purge protection is enabled")
+    );
+    assert_eq!(
+        c.get(&format!("/deletedsecrets/kept?{API}"), o)
+            .await
+            .status,
+        200
+    );
+    assert!(server.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_do_not_hold_up_concurrent_ones() {
+    let f = fixture(Options::new(), |v| {
+        for i in 0..8 {
+            v.set(&format!("s-{i}"), format!("value-{i}")).unwrap();
+        }
+    });
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    // Connections that never finish a TLS handshake, and one that never finishes its head.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    let mut half = c.tls_stream().await;
+    half.write_all(b"GET /secrets?api-version=7.4 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut slow_body = c.tls_stream().await;
+    slow_body
+        .write_all(
+            format!(
+                "PUT /secrets/slow?{API} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Length: 100\r\n\r\n{{\"value\":",
+                f.owner
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+
+    // Meanwhile, many clients at once: reads in parallel, and writes.
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let c = c.clone();
+        let reader = f.reader.clone();
+        let writer = f.writer.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let n = (t + i) % 8;
+                let r = c.get(&format!("/secrets/s-{n}/?{API}"), &reader).await;
+                assert_eq!(r.status, 200);
+                assert_eq!(r.json["value"], format!("value-{n}"));
+            }
+            let r = c
+                .put(
+                    &format!("/secrets/w-{t}?{API}"),
+                    &writer,
+                    &json!({"value": format!("{t}")}),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop((stalled, half, slow_body));
+    assert!(server.stop().success());
+    let v = f.open();
+    for t in 0..16 {
+        assert_eq!(
+            v.get(&format!("w-{t}")).unwrap().expose_str(),
+            Some(t.to_string().as_str())
+        );
+    }
+    assert!(matches!(v.get("slow"), Err(tresor::Error::NotFound)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_buffered_audit_records() {
+    let f = fixture(Options::new(), |v| {
+        v.set("read-me", "r").unwrap();
+    });
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    for _ in 0..3 {
+        assert_eq!(
+            c.get(&format!("/secrets/read-me/?{API}"), &f.reader)
+                .await
+                .status,
+            200
+        );
+    }
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let v = f.open();
+    v.verify_audit().unwrap();
+    let reads = v
+        .audit(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.actor == "token:reader" && r.operation == Operation::SecretGet)
+        .count();
+    assert_eq!(reads, 3, "buffered reads are committed at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_material_is_reused_and_an_own_certificate_can_be_served() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &[]);
+    let tls_dir = f.dir.path().join("v.tresor.tls");
+    let ca = std::fs::read(f.ca()).unwrap();
+    let served = std::fs::read(tls_dir.join("server.pem")).unwrap();
+    let text = String::from_utf8(served.clone()).unwrap();
+    assert!(text.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(
+        server
+            .client(&f.ca())
+            .get(&format!("/secrets?{API}"), &f.owner)
+            .await
+            .status,
+        200
+    );
+    assert!(server.stop().success());
+
+    // A second start reuses the CA and certificate: the same CA file still works.
+    let again = Server::start(&f, &[]);
+    assert_eq!(std::fs::read(f.ca()).unwrap(), ca);
+    assert_eq!(std::fs::read(tls_dir.join("server.pem")).unwrap(), served);
+    assert_eq!(
+        again
+            .client(&f.ca())
+            .get(&format!("/secrets?{API}"), &f.owner)
+            .await
+            .status,
+        200
+    );
+    assert!(again.stop().success());
+
+    // --cert/--key: a certificate of one's own (here a copy of the generated one).
+    let own = f.dir.path().join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::copy(tls_dir.join("server.pem"), own.join("c.pem")).unwrap();
+    std::fs::copy(tls_dir.join("server-key.pem"), own.join("k.pem")).unwrap();
+    std::fs::remove_dir_all(&tls_dir).unwrap();
+    let cert = own.join("c.pem");
+    let key = own.join("k.pem");
+    let byo = Server::start(
+        &f,
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(!tls_dir.exists(), "nothing is generated with --cert");
+    let ca_copy = own.join("ca.pem");
+    std::fs::write(&ca_copy, &ca).unwrap();
+    assert_eq!(
+        byo.client(&ca_copy)
+            .get(&format!("/secrets?{API}"), &f.owner)
+            .await
+            .status,
+        200
+    );
+    assert!(byo.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_are_not_text_are_refused_not_altered() {
+    let f = fixture(Options::new(), |v| {
+        v.set_with("blob", [0xffu8, 0x00, 0xfe], &SetOptions::new())
+            .unwrap();
+    });
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    let r = c.get(&format!("/secrets/blob/?{API}"), &f.owner).await;
+    assert_eq!((r.status, r.inner()), (400, "SecretValueNotText"));
+    let list = c.get(&format!("/secrets?{API}"), &f.owner).await;
+    assert_eq!(list.json["value"].as_array().unwrap().len(), 1);
+    assert!(server.stop().success());
+    assert_eq!(f.open().get("blob").unwrap().expose(), [0xff, 0x00, 0xfe]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_any_token_is_loud() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &["--allow-any-token"]);
+    assert!(server.stderr().contains("WARNING: --allow-any-token"));
+    let c = server.client(&f.ca());
+    let r = c
+        .put(
+            &format!("/secrets/dev?{API}"),
+            "anything-at-all",
+            &json!({"value": "d"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // Still no token at all is a 401.
+    assert_eq!(
+        c.send("GET", &format!("/secrets?{API}"), None, b"")
+            .await
+            .status,
+        401
+    );
+    assert!(server.stop().success());
+    let log = f.open().audit(0, 10_000).unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.actor.starts_with("any-token") && r.operation == Operation::SecretSet)
+    );
+}
+
+/// `tresor token create|list|revoke` through the binary.
+#[test]
+fn token_commands() {
+    let f = fixture(Options::new(), |_| {});
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tresor"))
+            .arg("--vault")
+            .arg(&f.vault)
+            .arg("--key-file")
+            .arg(&f.key)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, token, err) = run(&["token", "create", "--role", "writer", "--label", "ci-job"]);
+    assert!(ok, "{err}");
+    let token = token.trim();
+    assert!(token.starts_with("tresor_") && token.len() == 71);
+    assert!(err.contains("ci-job") && !err.contains(token));
+    let (ok, auto, _) = run(&["token", "create", "--role", "reader"]);
+    assert!(ok);
+    let (ok, dup, err) = run(&["token", "create", "--role", "reader", "--label", "ci-job"]);
+    assert!(!ok && dup.is_empty() && err.contains("exists"), "{err}");
+    let (ok, list, _) = run(&["token", "list", "--json"]);
+    assert!(ok);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let mut labels: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap().to_string())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["ci-job", "owner", "reader", "reader-1", "writer"]);
+    assert!(!list.to_string().contains(token) && !list.to_string().contains(auto.trim()));
+    let (ok, table, _) = run(&["token", "list"]);
+    assert!(ok && table.contains("ci-job") && table.contains("writer"));
+    let (ok, _, err) = run(&["token", "revoke", "ci-job"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["token", "revoke", "ci-job"]);
+    assert!(!ok && err.contains("not found"));
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "reader-1")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap();
+    assert!(run(&["token", "revoke", id]).0);
+    let v = f.open();
+    assert!(v.token_identity(token).unwrap().is_none());
+    assert_eq!(v.list_tokens().unwrap().len(), 3);
+}
