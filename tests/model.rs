@@ -747,7 +747,7 @@ fn unknown_id() -> VersionId {
 }
 
 /// Looks up a kept version of a live secret, as the vault does.
-fn find<'a>(s: &'a MSecret, version: Option<VersionId>) -> MResult<&'a MVersion> {
+fn find(s: &MSecret, version: Option<VersionId>) -> MResult<&MVersion> {
     match version {
         None => Ok(s.current()),
         Some(id) => s
