@@ -27,7 +27,7 @@ use common::{SharedMem, T0, key};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use tresor::{
-    AuditLevel, Error, Expect, ManualClock, Operation, Options, PropertiesUpdate, Role,
+    AuditLevel, Error, Expect, GetOptions, ManualClock, Operation, Options, PropertiesUpdate, Role,
     SYSTEM_ACTOR, SecretProperties, SetOptions, SlotSpec, Timestamp, Vault, VersionId,
 };
 
@@ -104,6 +104,7 @@ enum Op {
     Get {
         name: usize,
         version: VersionRef,
+        strict: bool,
     },
     Properties {
         name: usize,
@@ -149,7 +150,11 @@ enum Op {
     Jump(Jump),
     Reopen {
         slot: usize,
+        /// Open expecting the last checkpoint taken.
+        checkpoint: bool,
     },
+    Checkpoint,
+    Compact,
     AddSlot {
         role: Role,
     },
@@ -263,7 +268,8 @@ fn op() -> impl Strategy<Value = Op> {
         20 => (name(), value(), set_opts())
             .prop_map(|(name, value, opts)| Op::Set { name, value, opts }),
         2 => prop::collection::vec((name(), value()), 1..4).prop_map(Op::SetMany),
-        10 => (name(), version_ref()).prop_map(|(name, version)| Op::Get { name, version }),
+        10 => (name(), version_ref(), prop::bool::weighted(0.2))
+            .prop_map(|(name, version, strict)| Op::Get { name, version, strict }),
         3 => (name(), version_ref()).prop_map(|(name, version)| Op::Properties { name, version }),
         5 => (name(), version_ref(), update())
             .prop_map(|(name, version, update)| Op::Update { name, version, update }),
@@ -280,7 +286,10 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (any::<usize>(), prop::option::weighted(0.1, any::<usize>()))
             .prop_map(|(blob, damage)| Op::Restore { blob, damage }),
         6 => jump.prop_map(Op::Jump),
-        3 => any::<usize>().prop_map(|slot| Op::Reopen { slot }),
+        3 => (any::<usize>(), any::<bool>())
+            .prop_map(|(slot, checkpoint)| Op::Reopen { slot, checkpoint }),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Compact),
         1 => role.prop_map(|role| Op::AddSlot { role }),
         1 => prop::option::weighted(0.8, any::<usize>()).prop_map(|slot| Op::RemoveSlot { slot }),
         1 => Just(Op::ListSlots),
@@ -437,6 +446,8 @@ struct Model {
     blobs: Vec<MBlob>,
     epoch: u32,
     next_key: u8,
+    /// The last checkpoint taken, with the key generation it was taken under.
+    checkpoint: Option<(tresor::Checkpoint, u32)>,
 }
 
 fn fold(name: &str) -> String {
@@ -865,19 +876,36 @@ impl Run {
         match op {
             Op::Set { name, value, opts } => self.set(NAMES[*name], value, opts),
             Op::SetMany(items) => self.set_many(items),
-            Op::Get { name, version } => {
+            Op::Get {
+                name,
+                version,
+                strict,
+            } => {
                 let name = NAMES[*name];
                 let id = self.model.version_of(version);
-                let got = match id {
-                    None => self.v().get(name),
-                    Some(id) => self.v().get_version(name, &id),
+                let got = if *strict {
+                    let mut o = GetOptions::default();
+                    o.version = id;
+                    o.strict = true;
+                    self.v().get_with(name, &o)
+                } else {
+                    match id {
+                        None => self.v().get(name),
+                        Some(id) => self.v().get_version(name, &id),
+                    }
                 };
+                let now = self.model.now;
                 let want = self.model.read(Operation::SecretGet, Some(name), |m| {
                     valid_name(name)?;
                     let s = m.data.live.get(&fold(name)).ok_or(fail("NotFound"))?;
                     let v = find(s, id)?;
                     if !v.enabled {
                         return Err(fail("Disabled"));
+                    }
+                    let outside = v.not_before.is_some_and(|nb| now < nb)
+                        || v.expires_on.is_some_and(|e| now >= e);
+                    if *strict && outside {
+                        return Err(fail("OutsideValidity"));
                     }
                     Ok(((s.name.clone(), v.clone()), Some(v.id)))
                 });
@@ -1071,10 +1099,73 @@ impl Run {
                 self.clock.set(Timestamp::from_unix(self.model.now));
                 Ok(())
             }
-            Op::Reopen { slot } => {
+            Op::Reopen { slot, checkpoint } => {
                 let slots = &self.model.data.slots;
                 let s = slots[slot % slots.len()].clone();
+                if let (true, Some((cp, epoch))) = (*checkpoint, self.model.checkpoint) {
+                    drop(self.vault.take());
+                    let r = Vault::open_with_backend(
+                        self.mem.clone(),
+                        &key(s.key),
+                        self.options().expect_checkpoint(cp),
+                    );
+                    // A checkpoint matches until the master key is rotated (the chain is re-keyed).
+                    match r {
+                        Ok(v) => {
+                            prop_assert_eq!(
+                                epoch,
+                                self.model.epoch,
+                                "opened with a stale checkpoint"
+                            );
+                            self.vault = Some(v);
+                            self.model.open(&s);
+                            return Ok(());
+                        }
+                        Err(Error::RolledBack(_)) => {
+                            prop_assert_ne!(
+                                epoch,
+                                self.model.epoch,
+                                "a current checkpoint refused"
+                            );
+                        }
+                        Err(e) => return Err(TestCaseError::fail(format!("open: {e:?}"))),
+                    }
+                }
                 self.reopen(&s)
+            }
+            Op::Checkpoint => {
+                let got = self.v().checkpoint();
+                let m = &mut self.model;
+                let want = match m.authorize(Operation::AuditCheckpoint, None) {
+                    Ok(()) => {
+                        let n = m.log.len() as u64;
+                        if m.level != AuditLevel::Off {
+                            m.record(Operation::AuditCheckpoint, None, None, None);
+                        }
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                };
+                let epoch = self.model.epoch;
+                let mut taken = None;
+                same("checkpoint", got, want, |cp, n| {
+                    prop_assert_eq!(cp.seq(), n);
+                    taken = Some((cp, epoch));
+                    Ok(())
+                })?;
+                if taken.is_some() {
+                    self.model.checkpoint = taken;
+                }
+                Ok(())
+            }
+            Op::Compact => {
+                let got = self.v().compact();
+                let m = &mut self.model;
+                // Recorded whatever the audit level (it is not a read).
+                let want = m.authorize(Operation::Compact, None).map(|()| {
+                    m.record(Operation::Compact, None, None, None);
+                });
+                same("compact", got, want, |_, _| Ok(()))
             }
             Op::AddSlot { role } => {
                 let k = self.model.next_key;
@@ -1613,6 +1704,7 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
         blobs: Vec::new(),
         epoch: 0,
         next_key: 1,
+        checkpoint: None,
     };
     let mut run = Run {
         mem,
