@@ -736,6 +736,12 @@ impl Vault {
         if options.max_value_len == 0 || options.max_value_len > MAX_VALUE_LIMIT {
             return Err(Error::invalid("the value limit is 1 byte to 4 MiB"));
         }
+        if let Some(actor) = &options.actor {
+            if actor.is_empty() || actor.chars().count() > slot::MAX_LABEL_LEN {
+                return Err(Error::invalid("an actor name has 1 to 128 characters"));
+            }
+            slot::check_not_system(actor)?;
+        }
         Ok(())
     }
 
@@ -961,6 +967,7 @@ impl Vault {
         if actor.is_empty() || actor.chars().count() > slot::MAX_LABEL_LEN {
             return Err(Error::invalid("an actor name has 1 to 128 characters"));
         }
+        slot::check_not_system(&actor)?;
         Ok(Vault {
             inner: self.inner.clone(),
             actor: actor.into(),
