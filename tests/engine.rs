@@ -1000,6 +1000,61 @@ fn as_identity_cannot_widen_a_role() {
     );
 }
 
+#[test]
+fn no_caller_can_act_under_the_system_actor_name() {
+    // Records by `system` are the vault's own (automatic purges, pruning): a caller must not be
+    // able to pass a purge of its own off as one.
+    let mem = SharedMem::new();
+    let v = Vault::create_with_backend(mem.clone(), &key(1), opts()).unwrap();
+    for name in [tresor::SYSTEM_ACTOR, "System", "SYSTEM"] {
+        assert!(
+            matches!(
+                v.as_identity(name, Role::Writer),
+                Err(Error::InvalidArgument(_))
+            ),
+            "as_identity({name:?})"
+        );
+        assert!(
+            matches!(
+                v.add_slot(&SlotSpec::new(key(2), name)),
+                Err(Error::InvalidArgument(_))
+            ),
+            "slot label {name:?}"
+        );
+        assert!(
+            matches!(
+                Vault::create_in_memory(&key(1), opts().label(name)),
+                Err(Error::InvalidArgument(_))
+            ),
+            "first slot label {name:?}"
+        );
+        assert!(
+            matches!(
+                Vault::create_in_memory(&key(1), opts().actor(name)),
+                Err(Error::InvalidArgument(_))
+            ),
+            "actor {name:?} at creation"
+        );
+    }
+    drop(v);
+    for bad in [tresor::SYSTEM_ACTOR, ""] {
+        assert!(
+            matches!(
+                Vault::open_with_backend(mem.clone(), &key(1), opts().actor(bad)),
+                Err(Error::InvalidArgument(_))
+            ),
+            "actor {bad:?} at open"
+        );
+    }
+    let v = Vault::open_with_backend(mem, &key(1), opts().actor("systems-team")).unwrap();
+    assert_eq!(v.actor(), "systems-team");
+    assert!(
+        audit_log(&v)
+            .iter()
+            .all(|r| r.actor != tresor::SYSTEM_ACTOR)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Names and limits
 
