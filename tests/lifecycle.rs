@@ -482,6 +482,40 @@ fn settings_from_an_older_copy_of_the_same_vault_do_not_open() {
     ));
 }
 
+/// Known hole (format 1): the header MAC covers header, slots and settings but nothing that
+/// changes with every commit, so the `settings` and `auth` rows of an older copy of the same
+/// vault, put back together, authenticate. That turns purge protection off without the key, and
+/// neither the audit chain nor a checkpoint notices (both are untouched). Closing it needs a
+/// format change (binding the header MAC to the audit head, say); this test then passes.
+#[test]
+#[ignore = "known hole in format 1: settings and header MAC rows from an older copy authenticate"]
+fn settings_and_header_mac_from_an_older_copy_do_not_turn_purge_protection_off() {
+    let (_dir, path) = temp_path("splice2.tresor");
+    let v = Vault::create(&path, &key(1), Options::new().clock(clock())).unwrap();
+    v.set("s", "v").unwrap();
+    drop(v);
+    let old_settings = meta_row(&path, "settings").unwrap();
+    let old_auth = meta_row(&path, "auth").unwrap();
+    let v = Vault::open(&path, &key(1), Options::new().clock(clock())).unwrap();
+    v.enable_purge_protection().unwrap();
+    v.delete("s").unwrap();
+    let cp = v.checkpoint().unwrap();
+    drop(v);
+    set_meta_row(&path, "settings", Some(&old_settings));
+    set_meta_row(&path, "auth", Some(&old_auth));
+    match Vault::open(
+        &path,
+        &key(1),
+        Options::new().clock(clock()).expect_checkpoint(cp),
+    ) {
+        Err(_) => {}
+        Ok(v) => {
+            assert!(v.settings().unwrap().purge_protection);
+            assert!(matches!(v.purge("s"), Err(Error::PurgeProtected { .. })));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Version limits
 
