@@ -1084,8 +1084,11 @@ impl Vault {
                     version,
                     outcome: None,
                 });
-                self.inner.commit(&store, txn, records)?;
+                // The hint is updated while this transaction still excludes other writers: after
+                // the commit, a concurrent write (a delete) could commit and lower the hint
+                // first, and this write's older rescan would then overwrite it.
                 self.inner.update_hint(rescanned, new_due);
+                self.inner.commit(&store, txn, records)?;
                 Ok(v)
             }
             Err(e) => {
