@@ -708,13 +708,26 @@ impl Vault {
         options: Options,
     ) -> Result<Vault> {
         let path = path.as_ref();
+        Self::check_options(&options)?;
+        // First, without modifying the file: refuse a wrong key, a damaged or foreign file, or a
+        // rolled-back copy before anything is written (redb rewrites its bookkeeping on a
+        // read-write open). A file that needs crash recovery skips this step.
+        let known = guard_panics(|| match Builder::new().open_read_only(path) {
+            Ok(ro) => {
+                let txn = ro.begin_read()?;
+                let u = unseal(&txn, credential, None, options.expect_checkpoint.as_ref())?;
+                Ok(Some((u.slot_id, u.kek)))
+            }
+            Err(redb::DatabaseError::RepairAborted) => Ok(None),
+            Err(e) => Err(not_a_database(e)),
+        })?;
         let verify = options.verify_integrity;
         let db = guard_panics(|| {
             let mut b = Builder::new();
             b.set_check_integrity_on_open(verify);
             b.open(path).map_err(not_a_database)
         })?;
-        guard_panics(|| Self::unlock(db, credential, options))
+        guard_panics(|| Self::unlock(db, credential, options, known))
     }
 
     /// Opens a vault on a custom redb [`StorageBackend`].
@@ -729,7 +742,7 @@ impl Vault {
             b.set_check_integrity_on_open(verify);
             Ok(b.create_with_backend(backend)?)
         })?;
-        guard_panics(|| Self::unlock(db, credential, options))
+        guard_panics(|| Self::unlock(db, credential, options, None))
     }
 
     fn check_options(options: &Options) -> Result<()> {
@@ -829,62 +842,30 @@ impl Vault {
         Ok(vault)
     }
 
-    fn unlock(db: Database, credential: &Credential, options: Options) -> Result<Vault> {
+    fn unlock(
+        db: Database,
+        credential: &Credential,
+        options: Options,
+        known: Option<(u32, Key)>,
+    ) -> Result<Vault> {
         Self::check_options(&options)?;
-        let txn = db.begin_read()?;
-        let meta = txn
-            .open_table(META)
-            .map_err(|_| Error::corrupted("not a tresor vault (no metadata table)"))?;
-        let header = encoding::decode_header(
-            meta.get(storage::META_HEADER)?
-                .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?
-                .value(),
-        )?;
-        let vault_id = header.vault_id;
-        let slots = txn.open_table(SLOTS)?;
-        let mut unlocked = None;
-        let mut damaged = false;
-        for row in slots.iter()? {
-            let (id, bytes) = row?;
-            let id = id.value();
-            let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
-            let Some(kek) = slot::kek_for(credential, &rec.desc)? else {
-                continue;
-            };
-            match slot::unwrap(&rec, &vault_id, id, &kek) {
-                Unwrapped::Key(mk) => {
-                    unlocked = Some((id, rec, mk, kek));
-                    break;
-                }
-                Unwrapped::Damaged => damaged = true,
-                Unwrapped::WrongKey => {}
-            }
-        }
-        let Some((slot_id, rec, mk, kek)) = unlocked else {
-            return Err(if damaged {
-                Error::corrupted("a key slot that matches the credential is damaged or altered")
-            } else {
-                Error::WrongKey
-            });
+        let Unsealed {
+            vault_id,
+            slot_id,
+            slot: rec,
+            keys,
+            kek,
+            head,
+        } = {
+            let txn = db.begin_read()?;
+            unseal(
+                &txn,
+                credential,
+                known.as_ref(),
+                options.expect_checkpoint.as_ref(),
+            )?
         };
         let role = Role::from_code(rec.desc.role)?;
-        let keys = Keys::new(mk);
-        let settings = read_settings(&meta, &keys, &vault_id)?;
-        let expected = auth_mac(&meta, &slots, &keys, &settings)?;
-        let stored = meta
-            .get(storage::META_AUTH)?
-            .ok_or_else(|| Error::corrupted("header MAC is missing"))?;
-        if !crypto::mac_eq(&expected, stored.value()) {
-            return Err(Error::corrupted(
-                "the header, key slots or settings were altered (header MAC mismatch)",
-            ));
-        }
-        drop(stored);
-        let head = read_head(&meta, &keys, &vault_id)?;
-        if let Some(cp) = options.expect_checkpoint {
-            check_checkpoint(&txn, &keys, &vault_id, &head, &cp)?;
-        }
-        drop((meta, slots, txn));
         let inner = Self::new_inner(db, keys, vault_id, head, &options);
         *lock(&inner.unlocked) = Some((slot_id, kek));
         let vault = Vault {
@@ -1152,6 +1133,96 @@ impl<'a> WriteCx<'a> {
             settings: None,
         }
     }
+}
+
+/// What unlocking found: the keys, the slot that opened, the chain head.
+struct Unsealed {
+    vault_id: [u8; 16],
+    slot_id: u32,
+    slot: SlotRecord,
+    keys: Keys,
+    kek: Key,
+    head: AuditHead,
+}
+
+/// Reads the header and key slots, opens a slot with `credential` (or with `known`, a slot id
+/// and key-encryption key found by an earlier read of the same file, to spare a second Argon2id
+/// run), and checks the header MAC, the settings, the audit head and an expected checkpoint.
+/// Reads only.
+fn unseal(
+    txn: &ReadTransaction,
+    credential: &Credential,
+    known: Option<&(u32, Key)>,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Unsealed> {
+    let meta = txn
+        .open_table(META)
+        .map_err(|_| Error::corrupted("not a tresor vault (no metadata table)"))?;
+    let header = encoding::decode_header(
+        meta.get(storage::META_HEADER)?
+            .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?
+            .value(),
+    )?;
+    let vault_id = header.vault_id;
+    let slots = txn.open_table(SLOTS)?;
+    let mut unlocked = None;
+    if let Some((id, kek)) = known
+        && let Some(bytes) = slots.get(*id)?
+    {
+        let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
+        if let Unwrapped::Key(mk) = slot::unwrap(&rec, &vault_id, *id, kek) {
+            unlocked = Some((*id, rec, mk, kek.clone()));
+        }
+    }
+    let mut damaged = false;
+    if unlocked.is_none() {
+        for row in slots.iter()? {
+            let (id, bytes) = row?;
+            let id = id.value();
+            let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
+            let Some(kek) = slot::kek_for(credential, &rec.desc)? else {
+                continue;
+            };
+            match slot::unwrap(&rec, &vault_id, id, &kek) {
+                Unwrapped::Key(mk) => {
+                    unlocked = Some((id, rec, mk, kek));
+                    break;
+                }
+                Unwrapped::Damaged => damaged = true,
+                Unwrapped::WrongKey => {}
+            }
+        }
+    }
+    let Some((slot_id, rec, mk, kek)) = unlocked else {
+        return Err(if damaged {
+            Error::corrupted("a key slot that matches the credential is damaged or altered")
+        } else {
+            Error::WrongKey
+        });
+    };
+    let keys = Keys::new(mk);
+    let settings = read_settings(&meta, &keys, &vault_id)?;
+    let expected = auth_mac(&meta, &slots, &keys, &settings)?;
+    let stored = meta
+        .get(storage::META_AUTH)?
+        .ok_or_else(|| Error::corrupted("header MAC is missing"))?;
+    if !crypto::mac_eq(&expected, stored.value()) {
+        return Err(Error::corrupted(
+            "the header, key slots or settings were altered (header MAC mismatch)",
+        ));
+    }
+    let head = read_head(&meta, &keys, &vault_id)?;
+    if let Some(cp) = checkpoint {
+        check_checkpoint(txn, &keys, &vault_id, &head, cp)?;
+    }
+    Ok(Unsealed {
+        vault_id,
+        slot_id,
+        slot: rec,
+        keys,
+        kek,
+        head,
+    })
 }
 
 fn check_checkpoint(
