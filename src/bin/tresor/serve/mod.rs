@@ -110,14 +110,11 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", a.addr)))?;
-    banner(
-        g,
-        a,
-        &path,
-        local,
-        &tls,
-        vault.list_tokens().ok().map(|t| t.len()),
-    )?;
+    // Only an owner may list tokens; another handle would leave a refusal in the audit log.
+    let tokens = (vault.role() == tresor::Role::Owner)
+        .then(|| vault.list_tokens().ok().map(|t| t.len()))
+        .flatten();
+    banner(g, a, &path, local, &tls, tokens)?;
     let served = runtime.block_on(serve(
         listener,
         TlsAcceptor::from(tls.config),
