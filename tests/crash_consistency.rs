@@ -425,6 +425,9 @@ impl Model {
     }
 }
 
+/// An audit record as the check compares it: (operation, secret name).
+type AuditOp = (String, Option<String>);
+
 #[derive(Debug, PartialEq, Eq)]
 struct View {
     live: BTreeMap<String, Vec<Option<Vec<u8>>>>,
@@ -434,7 +437,7 @@ struct View {
 
 /// Reads a copy of the vault at `path`: its view, the audit records of `actor`, and checks the
 /// chain and integrity.
-fn inspect(path: &Path, actor: &str) -> Result<(View, Vec<(String, Option<String>)>), String> {
+fn inspect(path: &Path, actor: &str) -> Result<(View, Vec<AuditOp>), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let file = MemFile::from_bytes(bytes);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -547,10 +550,10 @@ fn acknowledged_writes_survive_sigkill() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(l) = line.strip_prefix("@@ ") {
-                    if tx.send(l.to_string()).is_err() {
-                        break;
-                    }
+                if let Some(l) = line.strip_prefix("@@ ")
+                    && tx.send(l.to_string()).is_err()
+                {
+                    break;
                 }
             }
         });

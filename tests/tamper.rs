@@ -638,13 +638,12 @@ fn swapped_moved_transplanted_and_replayed_records() {
     }
     // A record of another vault (same credential, same names) put in place of ours.
     for (table, key, value) in &theirs {
-        if let Some(mine_row) = mine.iter().find(|r| &r.0 == table && &r.1 == key) {
-            let _ = mine_row;
+        if mine.iter().any(|r| &r.0 == table && &r.1 == key) {
             cases.push((
                 format!("{table} record transplanted from another vault (same key)"),
                 put_raw(&k.bytes, table, key, Some(value)),
             ));
-        } else if let Some(target) = mine.iter().filter(|r| &r.0 == table).nth(0) {
+        } else if let Some(target) = mine.iter().find(|r| &r.0 == table) {
             cases.push((
                 format!("{table} record transplanted from another vault"),
                 put_raw(&k.bytes, table, &target.1, Some(value)),
@@ -662,6 +661,48 @@ fn swapped_moved_transplanted_and_replayed_records() {
                     format!("stale {table} record replayed (from snapshot {n})"),
                     put_raw(&k.bytes, table, &key, Some(&value)),
                 ));
+            }
+        }
+    }
+    // Version index entries (not sealed: they map a version id to its sequence) deleted or
+    // pointed at another version.
+    type IndexRow = (([u8; 16], [u8; 16]), u64);
+    let index: Vec<IndexRow> = with_db(&k.bytes, |db| {
+        use tresor::redb::ReadableDatabase;
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(VERSION_IDS).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value(), v.value())
+            })
+            .collect()
+    })
+    .0;
+    for (key, seq) in &index {
+        for new in [None, Some(seq + 1), Some(seq.saturating_sub(1))] {
+            let (_, img) = with_db(&k.bytes, |db| {
+                let txn = db.begin_write().unwrap();
+                {
+                    let mut t = txn.open_table(VERSION_IDS).unwrap();
+                    match new {
+                        None => {
+                            t.remove(key).unwrap();
+                        }
+                        Some(s) => {
+                            t.insert(key, s).unwrap();
+                        }
+                    }
+                }
+                txn.commit().unwrap();
+            });
+            let what = match new {
+                None => "version index entry deleted",
+                Some(_) => "version index entry pointed at another version",
+            };
+            if new != Some(*seq) {
+                cases.push((what.to_string(), img));
             }
         }
     }
@@ -711,6 +752,5 @@ fn swapped_moved_transplanted_and_replayed_records() {
             }
         ));
     }
-    let _ = VERSION_IDS;
     report("records", &out, started);
 }

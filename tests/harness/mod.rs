@@ -228,7 +228,7 @@ impl MemFile {
     }
 }
 
-fn apply(img: &mut Vec<u8>, off: usize, buf: &[u8]) {
+fn apply(img: &mut [u8], off: usize, buf: &[u8]) {
     if off >= img.len() {
         return;
     }
@@ -312,6 +312,9 @@ pub struct VersionState {
     pub updated: Timestamp,
 }
 
+/// One audit record: (sequence, actor, operation, secret name, error).
+pub type AuditLine = (u64, String, String, Option<String>, Option<String>);
+
 /// Everything a vault holds, as read through the public API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VaultState {
@@ -323,7 +326,7 @@ pub struct VaultState {
     pub purge_protection: bool,
     pub max_versions: Option<u32>,
     /// (sequence, actor, operation, secret name, error) of every audit record.
-    pub audit: Vec<(u64, String, String, Option<String>, Option<String>)>,
+    pub audit: Vec<AuditLine>,
 }
 
 impl VaultState {
