@@ -42,9 +42,9 @@ if run fuzz; then
   for target in decode_records parse_slots restore_backup ops_model open_file; do
     echo "== fuzz $target for $secs s"
     if [ "${TRESOR_SOAK_ASAN:-0}" = 1 ]; then
-      RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=5120
+      RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=6144
     else
-      cargo fuzz run --sanitizer=none "$target" -- -max_total_time="$secs" -rss_limit_mb=5120
+      cargo fuzz run --sanitizer=none "$target" -- -max_total_time="$secs" -rss_limit_mb=6144
     fi
   done
 fi

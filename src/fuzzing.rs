@@ -135,7 +135,15 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
         ),
         (
             "audit",
-            encoding::encode(tag::AUDIT, &AuditStored { entry, mac: [1; 32] }, 0).to_vec(),
+            encoding::encode(
+                tag::AUDIT,
+                &AuditStored {
+                    entry,
+                    mac: [1; 32],
+                },
+                0,
+            )
+            .to_vec(),
         ),
         ("slot", encoding::encode(tag::SLOT, &slot_rec, 0).to_vec()),
         (
