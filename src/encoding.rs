@@ -136,18 +136,21 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header> {
 }
 
 /// Vault settings, sealed in `meta["settings"]` and covered by the header MAC.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Settings {
     pub retention_days: u16,
     pub purge_protection: bool,
     pub max_versions: Option<u32>,
 }
 
-/// The audit chain head, sealed in `meta["audit_head"]`.
+/// The audit chain head, sealed in `meta["audit_head"]` and rewritten by every commit. It
+/// carries a copy of the settings, so that the `settings` and `auth` rows of an older copy of
+/// the vault cannot be put back without the head (which the audit table's tail then contradicts).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct AuditHead {
     pub seq: u64,
     pub mac: [u8; 32],
+    pub settings: Settings,
 }
 
 /// When a secret or a version was soft-deleted, and when it will be purged.

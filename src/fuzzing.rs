@@ -123,6 +123,11 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
                 &AuditHead {
                     seq: 7,
                     mac: [7; 32],
+                    settings: Settings {
+                        retention_days: 90,
+                        purge_protection: true,
+                        max_versions: Some(3),
+                    },
                 },
                 0,
             )

@@ -482,13 +482,11 @@ fn settings_from_an_older_copy_of_the_same_vault_do_not_open() {
     ));
 }
 
-/// Known hole (format 1): the header MAC covers header, slots and settings but nothing that
-/// changes with every commit, so the `settings` and `auth` rows of an older copy of the same
-/// vault, put back together, authenticate. That turns purge protection off without the key, and
-/// neither the audit chain nor a checkpoint notices (both are untouched). Closing it needs a
-/// format change (binding the header MAC to the audit head, say); this test then passes.
+/// The `settings` and `auth` rows of an older copy of the same vault authenticate together, but
+/// the audit head (rewritten by every commit) carries a copy of the settings: the splice is
+/// refused at open. Putting the older head back too is refused by the audit tail check, and
+/// cutting the audit log to match is a rollback that the checkpoint catches.
 #[test]
-#[ignore = "known hole in format 1: settings and header MAC rows from an older copy authenticate"]
 fn settings_and_header_mac_from_an_older_copy_do_not_turn_purge_protection_off() {
     let (_dir, path) = temp_path("splice2.tresor");
     let v = Vault::create(&path, &key(1), Options::new().clock(clock())).unwrap();
@@ -496,24 +494,44 @@ fn settings_and_header_mac_from_an_older_copy_do_not_turn_purge_protection_off()
     drop(v);
     let old_settings = meta_row(&path, "settings").unwrap();
     let old_auth = meta_row(&path, "auth").unwrap();
+    let old_head = meta_row(&path, "audit_head").unwrap();
     let v = Vault::open(&path, &key(1), Options::new().clock(clock())).unwrap();
     v.enable_purge_protection().unwrap();
     v.delete("s").unwrap();
     let cp = v.checkpoint().unwrap();
     drop(v);
+    let protected = std::fs::read(&path).unwrap();
+    let refused_or_protected =
+        |path: &std::path::Path, options: Options| match Vault::open(path, &key(1), options) {
+            Err(e) => assert!(
+                matches!(e, Error::Corrupted(_) | Error::RolledBack(_)),
+                "{e}"
+            ),
+            Ok(v) => {
+                assert!(v.settings().unwrap().purge_protection);
+                assert!(matches!(v.purge("s"), Err(Error::PurgeProtected { .. })));
+            }
+        };
+    // Settings and header MAC from the older copy: the audit head's copy of the settings differs.
     set_meta_row(&path, "settings", Some(&old_settings));
     set_meta_row(&path, "auth", Some(&old_auth));
-    match Vault::open(
-        &path,
-        &key(1),
-        Options::new().clock(clock()).expect_checkpoint(cp),
-    ) {
-        Err(_) => {}
-        Ok(v) => {
-            assert!(v.settings().unwrap().purge_protection);
-            assert!(matches!(v.purge("s"), Err(Error::PurgeProtected { .. })));
-        }
-    }
+    refused_or_protected(&path, Options::new().clock(clock()));
+    refused_or_protected(&path, Options::new().clock(clock()).expect_checkpoint(cp));
+    // The older audit head too: it no longer names the last audit record.
+    set_meta_row(&path, "audit_head", Some(&old_head));
+    refused_or_protected(&path, Options::new().clock(clock()));
+    // Both refusals are Corrupted, without needing a checkpoint.
+    assert!(matches!(
+        Vault::open(&path, &key(1), Options::new().clock(clock())),
+        Err(Error::Corrupted(_))
+    ));
+    std::fs::write(&path, protected).unwrap();
+    set_meta_row(&path, "settings", Some(&old_settings));
+    set_meta_row(&path, "auth", Some(&old_auth));
+    assert!(matches!(
+        Vault::open(&path, &key(1), Options::new().clock(clock())),
+        Err(Error::Corrupted(_))
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -613,6 +613,7 @@ fn rotate(
     let mut head = AuditHead {
         seq: 0,
         mac: audit::genesis(&new.audit, &vid),
+        settings,
     };
     {
         let mut table = txn.open_table(AUDIT)?;
@@ -643,7 +644,7 @@ fn rotate(
                 128,
             )?;
             table.insert(seq, sealed.as_slice())?;
-            head = AuditHead { seq, mac };
+            head = AuditHead { seq, mac, settings };
             tick(progress);
         }
     }

@@ -280,6 +280,8 @@ pub(crate) struct WriteCx<'a> {
     /// Set by a purge pass: the earliest purge date left after it.
     pub rescanned: Option<Option<Timestamp>>,
     settings: Option<Settings>,
+    /// Settings written by this transaction (the audit head takes a copy at commit).
+    new_settings: Option<Settings>,
 }
 
 impl WriteCx<'_> {
@@ -308,7 +310,8 @@ impl WriteCx<'_> {
             )?;
             meta.insert(storage::META_SETTINGS, sealed.as_slice())?;
         }
-        self.settings = Some(s.clone());
+        self.settings = Some(*s);
+        self.new_settings = Some(*s);
         self.write_auth()
     }
 
@@ -437,7 +440,8 @@ fn read_head(
     )
 }
 
-/// Appends `entries` to the chain after `head`, giving them sequence numbers; returns the new head.
+/// Appends `entries` to the chain after `head`, giving them sequence numbers; writes and
+/// returns the new head (which keeps `head.settings`). Writes nothing when there is nothing new.
 fn append_audit(
     txn: &WriteTransaction,
     keys: &Keys,
@@ -462,6 +466,7 @@ fn append_audit(
             head = AuditHead {
                 seq: stored.entry.seq,
                 mac,
+                settings: head.settings,
             };
         }
     }
@@ -538,10 +543,25 @@ impl Inner {
     /// Appends pending records and `records` to the chain inside `txn`, then commits.
     /// A failed commit poisons the handle.
     fn commit(&self, store: &Store, txn: WriteTransaction, records: Vec<AuditEntry>) -> Result<()> {
+        self.commit_with(store, txn, records, None)
+    }
+
+    /// [`Inner::commit`] of a transaction that changed the settings to `settings`.
+    fn commit_with(
+        &self,
+        store: &Store,
+        txn: WriteTransaction,
+        records: Vec<AuditEntry>,
+        settings: Option<Settings>,
+    ) -> Result<()> {
         let mut head = lock(&self.head);
         let mut entries = std::mem::take(&mut *lock(&self.pending));
         entries.extend(records);
-        let result = append_audit(&txn, &store.keys, &self.vault_id, *head, entries)
+        let mut base = *head;
+        if let Some(s) = settings {
+            base.settings = s;
+        }
+        let result = append_audit(&txn, &store.keys, &self.vault_id, base, entries)
             .and_then(|new_head| txn.commit().map(|()| new_head).map_err(Error::from));
         match result {
             Ok(new_head) => {
@@ -803,6 +823,7 @@ impl Vault {
         let genesis = AuditHead {
             seq: 0,
             mac: audit::genesis(&keys.audit, &vault_id),
+            settings,
         };
         let txn = db.begin_write()?;
         create_tables(&txn)?;
@@ -1003,13 +1024,17 @@ impl Vault {
             };
             f(&cx)
         });
-        if self.inner.read_audit != AuditLevel::Off {
+        // A backup exports every version of a secret: recorded whatever the read level.
+        let always = op == Operation::SecretBackup;
+        if always || self.inner.read_audit != AuditLevel::Off {
             let (version, err) = match &result {
                 Ok((_, v)) => (*v, None),
                 Err(e) => (None, Some(e)),
             };
-            self.inner
-                .note(self.inner.entry(&self.actor, op, name, version, err), false)?;
+            self.inner.note(
+                self.inner.entry(&self.actor, op, name, version, err),
+                always,
+            )?;
         }
         result.map(|(v, _)| v)
     }
@@ -1054,6 +1079,7 @@ impl Vault {
                     name: found_name,
                     new_due,
                     rescanned,
+                    new_settings,
                     ..
                 } = cx;
                 records.push(AuditEntry {
@@ -1069,7 +1095,7 @@ impl Vault {
                 // the commit, a concurrent write (a delete) could commit and lower the hint
                 // first, and this write's older rescan would then overwrite it.
                 self.inner.update_hint(rescanned, new_due);
-                self.inner.commit(&store, txn, records)?;
+                self.inner.commit_with(&store, txn, records, new_settings)?;
                 Ok(v)
             }
             Err(e) => {
@@ -1131,6 +1157,7 @@ impl<'a> WriteCx<'a> {
             new_due: None,
             rescanned: None,
             settings: None,
+            new_settings: None,
         }
     }
 }
@@ -1212,6 +1239,12 @@ fn unseal(
         ));
     }
     let head = read_head(&meta, &keys, &vault_id)?;
+    if head.settings != settings {
+        return Err(Error::corrupted(
+            "the settings do not match the audit head (rows from another copy of the vault)",
+        ));
+    }
+    check_tail(txn, &keys, &vault_id, &head)?;
     if let Some(cp) = checkpoint {
         check_checkpoint(txn, &keys, &vault_id, &head, cp)?;
     }
@@ -1223,6 +1256,39 @@ fn unseal(
         kek,
         head,
     })
+}
+
+/// The audit head must name the last record of the audit table (its sequence number and MAC):
+/// a head put back from an older copy of the file is refused. One decryption.
+fn check_tail(
+    txn: &ReadTransaction,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    head: &AuditHead,
+) -> Result<()> {
+    let table = txn.open_table(AUDIT)?;
+    let mismatch = || Error::corrupted("the audit head does not match the last audit record");
+    match table.last()? {
+        None if head.seq == 0 => Ok(()),
+        None => Err(mismatch()),
+        Some((k, v)) => {
+            let seq = k.value();
+            if seq != head.seq {
+                return Err(mismatch());
+            }
+            let stored: AuditStored = keys.open(
+                vault_id,
+                TableId::Audit,
+                &seq.to_be_bytes(),
+                tag::AUDIT,
+                v.value(),
+            )?;
+            if !crypto::mac_eq(&stored.mac, &head.mac) {
+                return Err(mismatch());
+            }
+            Ok(())
+        }
+    }
 }
 
 fn check_checkpoint(
