@@ -688,7 +688,8 @@ impl Model {
     ) -> MResult<T> {
         self.authorize(op, name)?;
         let r = f(self);
-        if self.level != AuditLevel::Off {
+        // A backup exports every version: recorded at every read level.
+        if self.level != AuditLevel::Off || op == Operation::SecretBackup {
             match &r {
                 Ok((_, v)) => self.record(op, name, *v, None),
                 Err(e) => self.record(op, name, None, Some(e)),

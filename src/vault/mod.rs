@@ -199,8 +199,39 @@ impl From<&Settings> for VaultSettings {
 }
 
 pub(crate) struct Store {
-    pub db: Database,
+    pub db: GuardedDb,
     pub keys: Keys,
+}
+
+/// The redb database, closed under a panic guard: after redb panicked on a damaged file (a
+/// panic the vault turned into an error), its close can panic again on a poisoned lock, and a
+/// panic must not escape a `drop` of the vault.
+pub(crate) struct GuardedDb(Option<Database>);
+
+impl std::ops::Deref for GuardedDb {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        // Present from construction until `drop` takes it.
+        self.0
+            .as_ref()
+            .expect("the database is open until the vault is dropped")
+    }
+}
+
+impl std::ops::DerefMut for GuardedDb {
+    fn deref_mut(&mut self) -> &mut Database {
+        self.0
+            .as_mut()
+            .expect("the database is open until the vault is dropped")
+    }
+}
+
+impl Drop for GuardedDb {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -786,7 +817,10 @@ impl Vault {
         options: &Options,
     ) -> Inner {
         Inner {
-            store: RwLock::new(Store { db, keys }),
+            store: RwLock::new(Store {
+                db: GuardedDb(Some(db)),
+                keys,
+            }),
             vault_id,
             clock: options.clock.clone(),
             read_audit: options.read_audit,
