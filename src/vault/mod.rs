@@ -319,11 +319,11 @@ impl WriteCx<'_> {
     /// The vault's settings, read inside this transaction.
     pub fn settings(&mut self) -> Result<Settings> {
         if let Some(s) = &self.settings {
-            return Ok(s.clone());
+            return Ok(*s);
         }
         let meta = self.txn.open_table(META)?;
         let s = read_settings(&meta, self.keys, self.vault_id)?;
-        self.settings = Some(s.clone());
+        self.settings = Some(s);
         Ok(s)
     }
 
