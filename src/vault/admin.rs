@@ -244,20 +244,40 @@ impl Vault {
 
     /// Compacts the file so that the space of purged and overwritten records is released (and
     /// their bytes leave the file). Waits for other operations on this vault to finish.
+    ///
+    /// The `Compact` audit record is committed first (with any buffered records), so that no
+    /// commit follows the compaction and re-grows the file; a compaction that then fails is
+    /// recorded as a failure. Returns whether redb moved anything.
     pub fn compact(&self) -> Result<bool> {
         self.authorize(Operation::Compact, None)?;
-        self.flush()?;
-        let done = {
-            let mut store = self.inner.store_mut();
-            self.inner.guard_write(|| Ok(store.db.compact()?))?
-        };
         self.inner.note(
             self.inner
                 .entry(&self.actor, Operation::Compact, None, None, None),
             true,
         )?;
         self.flush()?;
-        Ok(done)
+        let result = {
+            let mut store = self.inner.store_mut();
+            self.inner.guard_write(|| {
+                let mut moved = false;
+                // Each pass moves what it can; a few passes reach the end.
+                for _ in 0..8 {
+                    if !store.db.compact()? {
+                        break;
+                    }
+                    moved = true;
+                }
+                Ok(moved)
+            })
+        };
+        if let Err(e) = &result {
+            self.inner.note(
+                self.inner
+                    .entry(&self.actor, Operation::Compact, None, None, Some(e)),
+                true,
+            )?;
+        }
+        result
     }
 
     /// Writes a consistent copy of the whole vault to `path` (which must not exist) while it
