@@ -52,14 +52,39 @@ pub(crate) enum TableId {
 /// Associated data of a sealed record: `"tresor" || format (u16 LE) || vault id (16) || table id
 /// (1) || the record's redb key bytes`. A record moved to another row, table or vault, or read as
 /// another format version, fails to authenticate.
-pub(crate) fn aad(vault_id: &[u8; 16], table: TableId, key: &[u8]) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(6 + 2 + 16 + 1 + key.len());
-    ad.extend_from_slice(b"tresor");
-    ad.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    ad.extend_from_slice(vault_id);
-    ad.push(table as u8);
-    ad.extend_from_slice(key);
-    ad
+pub(crate) fn aad(vault_id: &[u8; 16], table: TableId, key: &[u8]) -> Aad {
+    const PREFIX: usize = 6 + 2 + 16 + 1;
+    let mut buf = [0u8; AAD_INLINE];
+    buf[..6].copy_from_slice(b"tresor");
+    buf[6..8].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    buf[8..24].copy_from_slice(vault_id);
+    buf[24] = table as u8;
+    if PREFIX + key.len() <= AAD_INLINE {
+        buf[PREFIX..PREFIX + key.len()].copy_from_slice(key);
+        Aad::Inline(buf, PREFIX + key.len())
+    } else {
+        let mut v = buf[..PREFIX].to_vec();
+        v.extend_from_slice(key);
+        Aad::Heap(v)
+    }
+}
+
+const AAD_INLINE: usize = 96;
+
+/// Associated data, on the stack for the usual short keys (every record read builds one).
+pub(crate) enum Aad {
+    Inline([u8; AAD_INLINE], usize),
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for Aad {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Aad::Inline(buf, len) => &buf[..*len],
+            Aad::Heap(v) => v,
+        }
+    }
 }
 
 /// Redb key bytes of a `(name hash, sequence)` row, as used in associated data.

@@ -46,11 +46,6 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The form of a name used for lookup: names compare case-insensitively.
-pub(crate) fn fold_name(name: &str) -> String {
-    name.to_ascii_lowercase()
-}
-
 /// The id of one version of a secret: 16 random bytes, shown as 32 lowercase hex characters
 /// (the form Azure Key Vault uses in its URLs).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

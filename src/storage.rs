@@ -60,9 +60,18 @@ impl Keys {
         }
     }
 
-    /// The redb key of a (case-folded) name.
-    pub(crate) fn name_hash(&self, folded: &str) -> NameHash {
-        let full = crypto::mac(&self.name, &[folded.as_bytes()]);
+    /// The redb key of a name: the keyed hash of its lowercase form (names compare
+    /// case-insensitively). Valid names are folded on the stack.
+    pub(crate) fn name_hash(&self, name: &str) -> NameHash {
+        let mut buf = [0u8; crate::secret::MAX_NAME_LEN];
+        let bytes = name.as_bytes();
+        let full = if let Some(b) = buf.get_mut(..bytes.len()) {
+            b.copy_from_slice(bytes);
+            b.make_ascii_lowercase();
+            crypto::mac(&self.name, &[b])
+        } else {
+            crypto::mac(&self.name, &[name.to_ascii_lowercase().as_bytes()])
+        };
         let mut h = [0u8; 16];
         h.copy_from_slice(&full[..16]);
         h

@@ -20,7 +20,6 @@ use crate::encoding::{
     self, AuditHead, AuditStored, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
 };
 use crate::error::{Error, Result};
-use crate::secret::fold_name;
 use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
 use crate::storage::{
     self, AUDIT, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS,
@@ -403,7 +402,7 @@ impl Vault {
                 let (k, v) = row?;
                 let hash = k.value();
                 let rec: SecretRecord = keys.open(vid, which, &hash, tag::SECRET, v.value())?;
-                if keys.name_hash(&fold_name(&rec.name)) != hash {
+                if keys.name_hash(&rec.name) != hash {
                     return Err(Error::corrupted(
                         "a secret record is stored under another name",
                     ));
@@ -579,7 +578,7 @@ fn rotate(
         let mut table = txn.open_table(def)?;
         for (hash, bytes) in rows {
             let rec: SecretRecord = old.open(&vid, which, &hash, tag::SECRET, &bytes)?;
-            let h2 = new.name_hash(&fold_name(&rec.name));
+            let h2 = new.name_hash(&rec.name);
             rehash.insert(hash, h2);
             let sealed = new.seal(
                 &vid,

@@ -16,7 +16,7 @@ use crate::encoding::{
     self, BackupPayload, Deletion, SecretRecord, TableId, VersionRecord, seq_key, tag,
 };
 use crate::error::{Error, Result};
-use crate::secret::{DeletedSecret, Page, SecretProperties, fold_name, validate_name};
+use crate::secret::{DeletedSecret, Page, SecretProperties, validate_name};
 use crate::storage::{DELETED, Keys, NameHash, RETIRED, SECRETS, VERSION_IDS, VERSIONS};
 
 /// The first bytes of a secret backup blob.
@@ -187,7 +187,7 @@ impl WriteCx<'_> {
 
     fn delete(&mut self, name: &str) -> Result<DeletedSecret> {
         validate_name(name)?;
-        let hash = self.keys.name_hash(&fold_name(name));
+        let hash = self.keys.name_hash(name);
         let mut secrets = self.txn.open_table(SECRETS)?;
         let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?
             .ok_or(Error::NotFound)?;
@@ -209,7 +209,7 @@ impl WriteCx<'_> {
 
     fn recover(&mut self, name: &str) -> Result<SecretProperties> {
         validate_name(name)?;
-        let hash = self.keys.name_hash(&fold_name(name));
+        let hash = self.keys.name_hash(name);
         let mut deleted = self.txn.open_table(DELETED)?;
         let mut rec = load_secret(&deleted, TableId::Deleted, self.keys, self.vault_id, &hash)?
             .ok_or(Error::NotFound)?;
@@ -225,7 +225,7 @@ impl WriteCx<'_> {
 
     fn purge(&mut self, name: &str) -> Result<()> {
         validate_name(name)?;
-        let hash = self.keys.name_hash(&fold_name(name));
+        let hash = self.keys.name_hash(name);
         let rec = load_secret(
             &self.txn.open_table(DELETED)?,
             TableId::Deleted,
@@ -248,7 +248,7 @@ impl WriteCx<'_> {
         let mut rec = payload.record;
         validate_name(&rec.name)
             .map_err(|_| Error::InvalidBackup("the blob names an invalid secret"))?;
-        let hash = self.keys.name_hash(&fold_name(&rec.name));
+        let hash = self.keys.name_hash(&rec.name);
         if self.txn.open_table(SECRETS)?.get(&hash)?.is_some() {
             return Err(Error::Conflict { deleted: false });
         }
@@ -286,7 +286,7 @@ impl WriteCx<'_> {
     }
 }
 
-fn backup_aad(vault_id: &[u8; 16]) -> Vec<u8> {
+fn backup_aad(vault_id: &[u8; 16]) -> encoding::Aad {
     encoding::aad(vault_id, TableId::Backup, BACKUP_MAGIC)
 }
 
@@ -406,7 +406,7 @@ impl Vault {
     pub fn deleted_properties(&self, name: &str) -> Result<DeletedSecret> {
         self.read(Operation::SecretGetDeleted, Some(name), |cx| {
             validate_name(name)?;
-            let hash = cx.keys.name_hash(&fold_name(name));
+            let hash = cx.keys.name_hash(name);
             let table = cx.txn.open_table(DELETED)?;
             let rec = load_secret(&table, TableId::Deleted, cx.keys, cx.vault_id, &hash)?
                 .ok_or(Error::NotFound)?;
@@ -420,10 +420,10 @@ impl Vault {
         let after = parse_cursor(cursor)?;
         self.read(Operation::SecretListDeleted, None, |cx| {
             let table = cx.txn.open_table(DELETED)?;
+            let (keys, vault_id) = (cx.keys, cx.vault_id);
             let page = page_of(&table, after, limit, |hash, bytes| {
                 let rec: SecretRecord =
-                    cx.keys
-                        .open(cx.vault_id, TableId::Deleted, hash, tag::SECRET, bytes)?;
+                    keys.open(vault_id, TableId::Deleted, hash, tag::SECRET, bytes)?;
                 deleted_secret(&rec)
             })?;
             Ok((page, None))
@@ -460,7 +460,7 @@ impl Vault {
     pub fn backup_secret(&self, name: &str) -> Result<Vec<u8>> {
         self.read(Operation::SecretBackup, Some(name), |cx| {
             validate_name(name)?;
-            let hash = cx.keys.name_hash(&fold_name(name));
+            let hash = cx.keys.name_hash(name);
             let rec = load_secret(
                 &cx.txn.open_table(SECRETS)?,
                 TableId::Secrets,

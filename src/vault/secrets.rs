@@ -12,7 +12,7 @@ use crate::encoding::{SecretRecord, StoredProps, TableId, VersionRecord, seq_key
 use crate::error::{Error, Result};
 use crate::secret::{
     Expect, GetOptions, Page, PropertiesUpdate, Secret, SecretProperties, SetOptions, VersionId,
-    check_content_type, check_tags, check_window, fold_name, validate_name,
+    check_content_type, check_tags, check_window, validate_name,
 };
 use crate::storage::{Keys, NameHash, SECRETS, VERSION_IDS, VERSIONS};
 
@@ -152,7 +152,7 @@ pub(crate) fn check_limit(limit: usize) -> Result<()> {
 impl ReadCx<'_> {
     fn secret(&self, name: &str) -> Result<(NameHash, SecretRecord)> {
         validate_name(name)?;
-        let hash = self.keys.name_hash(&fold_name(name));
+        let hash = self.keys.name_hash(name);
         let table = self.txn.open_table(SECRETS)?;
         let rec = load_secret(&table, TableId::Secrets, self.keys, self.vault_id, &hash)?
             .ok_or(Error::NotFound)?;
@@ -212,7 +212,7 @@ impl WriteCx<'_> {
     ) -> Result<SecretProperties> {
         validate_name(name)?;
         self.check_new_version(value, max, opts)?;
-        let hash = self.keys.name_hash(&fold_name(name));
+        let hash = self.keys.name_hash(name);
         let now = self.now;
         let version = VersionRecord {
             id: VersionId::random()?.0,
@@ -295,7 +295,7 @@ impl WriteCx<'_> {
         if let Some(tags) = &up.tags {
             check_tags(tags)?;
         }
-        let hash = self.keys.name_hash(&fold_name(name));
+        let hash = self.keys.name_hash(name);
         let mut secrets = self.txn.open_table(SECRETS)?;
         let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?
             .ok_or(Error::NotFound)?;
@@ -462,10 +462,10 @@ impl Vault {
         let after = parse_cursor(cursor)?;
         self.read(Operation::SecretList, None, |cx| {
             let table = cx.txn.open_table(SECRETS)?;
+            let (keys, vault_id) = (cx.keys, cx.vault_id);
             let page = page_of(&table, after, limit, |hash, bytes| {
                 let rec: SecretRecord =
-                    cx.keys
-                        .open(cx.vault_id, TableId::Secrets, hash, tag::SECRET, bytes)?;
+                    keys.open(vault_id, TableId::Secrets, hash, tag::SECRET, bytes)?;
                 Ok(props(&rec.name, &rec.current))
             })?;
             Ok((page, None))
@@ -516,29 +516,31 @@ impl Vault {
 }
 
 /// One page of a name-hash-keyed table, after `after`, decoding each row with `f`.
-pub(crate) fn page_of<T>(
+///
+/// The rows are read first; a large page is then decrypted on up to four threads (decryption
+/// dominates a listing, and each record opens on its own).
+pub(crate) fn page_of<T: Send>(
     table: &impl ReadableTable<NameHash, &'static [u8]>,
     after: Option<NameHash>,
     limit: usize,
-    mut f: impl FnMut(&NameHash, &[u8]) -> Result<T>,
+    f: impl Fn(&NameHash, &[u8]) -> Result<T> + Sync,
 ) -> Result<Page<T>> {
-    let mut items = Vec::with_capacity(limit.min(MAX_PAGE));
+    let mut rows: Vec<(NameHash, Vec<u8>)> = Vec::with_capacity(limit.min(MAX_PAGE));
     let range = match after {
         Some(h) => table.range((std::ops::Bound::Excluded(h), std::ops::Bound::Unbounded))?,
         None => table.range::<NameHash>(..)?,
     };
-    let mut last = None;
     let mut more = false;
     for row in range {
         let (k, v) = row?;
-        if items.len() == limit {
+        if rows.len() == limit {
             more = true;
             break;
         }
-        let hash = k.value();
-        items.push(f(&hash, v.value())?);
-        last = Some(hash);
+        rows.push((k.value(), v.value().to_vec()));
     }
+    let last = rows.last().map(|(h, _)| *h);
+    let items = decode_rows(&rows, &f)?;
     Ok(Page {
         items,
         next: if more {
@@ -546,6 +548,41 @@ pub(crate) fn page_of<T>(
         } else {
             None
         },
+    })
+}
+
+/// Applies `f` to every row, in order, on several threads when there are many rows.
+fn decode_rows<T: Send>(
+    rows: &[(NameHash, Vec<u8>)],
+    f: &(impl Fn(&NameHash, &[u8]) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
+    const PARALLEL_FROM: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    if threads < 2 || rows.len() < PARALLEL_FROM {
+        return rows.iter().map(|(h, b)| f(h, b)).collect();
+    }
+    let chunk = rows.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(h, b)| f(h, b))
+                        .collect::<Result<Vec<T>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for part in parts {
+            out.extend(
+                part.join()
+                    .map_err(|_| Error::corrupted("a listing thread failed"))??,
+            );
+        }
+        Ok(out)
     })
 }
 
