@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let vault = Vault::open(&path, &key, Options::new().expect_checkpoint(checkpoint))?;
     println!(
-        "reopened with the key file credential in {:?}",
+        "reopened with the key and the checkpoint in {:?}",
         started.elapsed()
     );
     assert_eq!(
