@@ -344,6 +344,8 @@ impl Vault {
     }
 
     /// The sequence number of the last committed audit record (buffered records first committed).
+    /// It is taken as a checkpoint is: the call needs the auditor's right and is recorded as
+    /// `AuditCheckpoint` (at the read level), so the log is one record longer afterwards.
     pub fn audit_len(&self) -> Result<u64> {
         Ok(self.checkpoint()?.seq())
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redb::{ReadTransaction, ReadableTable};
 
 use super::secrets::{
-    check_limit, load_secret, load_version, page_of, parse_cursor, plus_days, props, seal_secret,
+    check_limit, find_secret, load_version, page_of, parse_cursor, plus_days, props, seal_secret,
     seal_version,
 };
 use super::{Vault, WriteCx};
@@ -186,11 +186,9 @@ impl WriteCx<'_> {
     }
 
     fn delete(&mut self, name: &str) -> Result<DeletedSecret> {
-        validate_name(name)?;
-        let hash = self.keys.name_hash(name);
         let mut secrets = self.txn.open_table(SECRETS)?;
-        let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?
-            .ok_or(Error::NotFound)?;
+        let (hash, mut rec) =
+            find_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, name)?;
         let settings = self.settings()?;
         let d = Deletion {
             deleted_on: self.now,
@@ -208,11 +206,9 @@ impl WriteCx<'_> {
     }
 
     fn recover(&mut self, name: &str) -> Result<SecretProperties> {
-        validate_name(name)?;
-        let hash = self.keys.name_hash(name);
         let mut deleted = self.txn.open_table(DELETED)?;
-        let mut rec = load_secret(&deleted, TableId::Deleted, self.keys, self.vault_id, &hash)?
-            .ok_or(Error::NotFound)?;
+        let (hash, mut rec) =
+            find_secret(&deleted, TableId::Deleted, self.keys, self.vault_id, name)?;
         rec.deleted = None;
         deleted.remove(&hash)?;
         let sealed = seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?;
@@ -224,16 +220,13 @@ impl WriteCx<'_> {
     }
 
     fn purge(&mut self, name: &str) -> Result<()> {
-        validate_name(name)?;
-        let hash = self.keys.name_hash(name);
-        let rec = load_secret(
+        let (hash, rec) = find_secret(
             &self.txn.open_table(DELETED)?,
             TableId::Deleted,
             self.keys,
             self.vault_id,
-            &hash,
-        )?
-        .ok_or(Error::NotFound)?;
+            name,
+        )?;
         let d = deleted_secret(&rec)?;
         if self.settings()?.purge_protection && self.now < d.scheduled_purge {
             return Err(Error::PurgeProtected {
@@ -405,11 +398,8 @@ impl Vault {
     /// A deleted secret's properties and dates.
     pub fn deleted_properties(&self, name: &str) -> Result<DeletedSecret> {
         self.read(Operation::SecretGetDeleted, Some(name), |cx| {
-            validate_name(name)?;
-            let hash = cx.keys.name_hash(name);
             let table = cx.txn.open_table(DELETED)?;
-            let rec = load_secret(&table, TableId::Deleted, cx.keys, cx.vault_id, &hash)?
-                .ok_or(Error::NotFound)?;
+            let (_, rec) = find_secret(&table, TableId::Deleted, cx.keys, cx.vault_id, name)?;
             Ok((deleted_secret(&rec)?, Some(rec.current.id)))
         })
     }
@@ -459,16 +449,13 @@ impl Vault {
     /// and properties, restorable into this vault or a copy of it.
     pub fn backup_secret(&self, name: &str) -> Result<Vec<u8>> {
         self.read(Operation::SecretBackup, Some(name), |cx| {
-            validate_name(name)?;
-            let hash = cx.keys.name_hash(name);
-            let rec = load_secret(
+            let (hash, rec) = find_secret(
                 &cx.txn.open_table(SECRETS)?,
                 TableId::Secrets,
                 cx.keys,
                 cx.vault_id,
-                &hash,
-            )?
-            .ok_or(Error::NotFound)?;
+                name,
+            )?;
             let table = cx.txn.open_table(VERSIONS)?;
             let mut versions = Vec::new();
             for row in table.range((hash, rec.first_seq)..(hash, rec.current.seq))? {

@@ -50,6 +50,21 @@ pub(crate) fn load_secret(
     }
 }
 
+/// Finds the secret `name` in a secrets-shaped table: the name checked against the rules, its
+/// hash, its record; [`Error::NotFound`] when the table has no such row.
+pub(crate) fn find_secret(
+    table: &impl ReadableTable<NameHash, &'static [u8]>,
+    which: TableId,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    name: &str,
+) -> Result<(NameHash, SecretRecord)> {
+    validate_name(name)?;
+    let hash = keys.name_hash(name);
+    let rec = load_secret(table, which, keys, vault_id, &hash)?.ok_or(Error::NotFound)?;
+    Ok((hash, rec))
+}
+
 pub(crate) fn seal_secret(
     keys: &Keys,
     vault_id: &[u8; 16],
@@ -151,12 +166,8 @@ pub(crate) fn check_limit(limit: usize) -> Result<()> {
 
 impl ReadCx<'_> {
     fn secret(&self, name: &str) -> Result<(NameHash, SecretRecord)> {
-        validate_name(name)?;
-        let hash = self.keys.name_hash(name);
         let table = self.txn.open_table(SECRETS)?;
-        let rec = load_secret(&table, TableId::Secrets, self.keys, self.vault_id, &hash)?
-            .ok_or(Error::NotFound)?;
-        Ok((hash, rec))
+        find_secret(&table, TableId::Secrets, self.keys, self.vault_id, name)
     }
 
     /// The version `id` (or the current one) of `rec`, with the secret's name; takes the
@@ -295,10 +306,9 @@ impl WriteCx<'_> {
         if let Some(tags) = &up.tags {
             check_tags(tags)?;
         }
-        let hash = self.keys.name_hash(name);
         let mut secrets = self.txn.open_table(SECRETS)?;
-        let mut rec = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?
-            .ok_or(Error::NotFound)?;
+        let (hash, mut rec) =
+            find_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, name)?;
         let now = self.now;
         let apply = |v: &mut VersionRecord| -> Result<()> {
             let p = &mut v.props;
