@@ -359,15 +359,7 @@ impl WriteCx<'_> {
     /// Adds a record of an operation done on behalf of the caller within this write (for
     /// batches: one record per item).
     pub fn caller_record(&mut self, actor: &str, op: Operation, name: &str, version: [u8; 16]) {
-        self.records.push(AuditEntry {
-            seq: 0,
-            time: self.now,
-            actor: actor.to_string(),
-            operation: op.code(),
-            name: Some(name.to_string()),
-            version: Some(version),
-            outcome: None,
-        });
+        self.push_record(actor.to_string(), op, Some(name.to_string()), Some(version));
     }
 
     /// Adds a record of something the vault did by itself.
@@ -377,10 +369,20 @@ impl WriteCx<'_> {
         name: Option<String>,
         version: Option<[u8; 16]>,
     ) {
+        self.push_record(SYSTEM_ACTOR.to_string(), op, name, version);
+    }
+
+    fn push_record(
+        &mut self,
+        actor: String,
+        op: Operation,
+        name: Option<String>,
+        version: Option<[u8; 16]>,
+    ) {
         self.records.push(AuditEntry {
             seq: 0,
             time: self.now,
-            actor: SYSTEM_ACTOR.to_string(),
+            actor,
             operation: op.code(),
             name,
             version,
