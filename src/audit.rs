@@ -2,22 +2,26 @@
 //! tamper-evident.
 //!
 //! Every operation, allowed or refused, appends one record: sequence number, time, actor,
-//! operation, secret name, version, outcome. Records are sealed like every other record, and
-//! chained: record *n* carries `MAC_n = BLAKE3-keyed(audit key, MAC_{n-1} || encoded record n)`,
-//! with `MAC_0` derived from the vault id. The head `(n, MAC_n)` is sealed in the vault's metadata
-//! and written in the same transaction as the records, so [`Vault::verify_audit`](crate::Vault::verify_audit)
-//! notices an altered, removed, reordered or truncated record. A [`Checkpoint`] exported from the
-//! head lets a later open notice a file rolled back to an older copy.
+//! operation, secret name, version, outcome. The records of one commit are sealed together as
+//! one row (a block; a buffered read's record joins the next commit's block) and the rows are
+//! chained: the row ending at record *n* carries
+//! `MAC_n = BLAKE3-keyed(audit key, MAC_prev || encoded block)`, with the first `MAC_prev`
+//! derived from the vault id. The head `(n, MAC_n)` is sealed in the vault's metadata and
+//! written in the same transaction as the block, so
+//! [`Vault::verify_audit`](crate::Vault::verify_audit) notices an altered, removed, reordered or
+//! truncated record. A [`Checkpoint`] exported from the head lets a later open notice a file
+//! rolled back to an older copy.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::encoding::AuditEntry;
+use crate::encoding::{self, AuditBlock, AuditBlockRef, AuditEntry, AuditStored, TableId, tag};
 use crate::error::{Error, Result};
 use crate::secret::VersionId;
 use crate::slot::Role;
+use crate::storage::Keys;
 
 /// How reads are audited (writes are always audited in their own transaction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -191,6 +195,97 @@ pub(crate) fn genesis(audit_key: &[u8; 32], vault_id: &[u8; 16]) -> [u8; 32] {
 /// The chain MAC of a record whose encoding is `encoded`, following `prev`.
 pub(crate) fn chain(audit_key: &[u8; 32], prev: &[u8; 32], encoded: &[u8]) -> [u8; 32] {
     crypto::mac(audit_key, &[prev, encoded])
+}
+
+/// One row of the `audit` table, opened: its records (one or more, consecutive, the last one's
+/// sequence number being the row key) and the chain MAC after them.
+pub(crate) struct AuditRow {
+    pub entries: Vec<AuditEntry>,
+    pub mac: [u8; 32],
+    /// The bytes the row's MAC covers after the previous MAC.
+    covered: Vec<u8>,
+}
+
+impl AuditRow {
+    /// Whether the row's MAC chains from `prev`.
+    pub(crate) fn chains_from(&self, audit_key: &[u8; 32], prev: &[u8; 32]) -> bool {
+        crypto::mac_eq(&chain(audit_key, prev, &self.covered), &self.mac)
+    }
+
+    /// The sequence number of the row's first record.
+    pub(crate) fn first_seq(&self) -> u64 {
+        self.entries.first().map_or(0, |e| e.seq)
+    }
+}
+
+/// Opens the audit row stored under `key`: a block of records, or a single record as older
+/// files hold them. A row whose records are not numbered `…, key` without gaps is
+/// [`Error::Corrupted`].
+pub(crate) fn open_row(
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    key: u64,
+    sealed: &[u8],
+) -> Result<AuditRow> {
+    let plain = keys.open_bytes(vault_id, TableId::Audit, &key.to_be_bytes(), sealed)?;
+    let row = if plain.first() == Some(&tag::AUDIT) {
+        let stored: AuditStored = encoding::decode(tag::AUDIT, &plain)?;
+        let covered = encoding::encode(tag::AUDIT, &stored.entry, 64).to_vec();
+        AuditRow {
+            entries: vec![stored.entry],
+            mac: stored.mac,
+            covered,
+        }
+    } else {
+        let block: AuditBlock = encoding::decode(tag::AUDIT_BLOCK, &plain)?;
+        // Decoded, so the record ends with the 32 bytes of the MAC.
+        let covered = plain[..plain.len() - 32].to_vec();
+        AuditRow {
+            entries: block.entries,
+            mac: block.mac,
+            covered,
+        }
+    };
+    let n = row.entries.len() as u64;
+    let numbered = n > 0
+        && key >= n
+        && row
+            .entries
+            .iter()
+            .zip(key - n + 1..)
+            .all(|(e, seq)| e.seq == seq);
+    if !numbered {
+        return Err(Error::corrupted("an audit row is out of place"));
+    }
+    Ok(row)
+}
+
+/// Numbers `entries` from `after + 1`, chains them after `prev` and seals them as one block.
+/// Returns the row key (the last sequence number), the new chain MAC and the sealed row.
+pub(crate) fn seal_block(
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    after: u64,
+    prev: &[u8; 32],
+    entries: &mut [AuditEntry],
+) -> Result<(u64, [u8; 32], Vec<u8>)> {
+    for (e, seq) in entries.iter_mut().zip(after + 1..) {
+        e.seq = seq;
+    }
+    let last = after + entries.len() as u64;
+    let mut plain = encoding::encode(
+        tag::AUDIT_BLOCK,
+        &AuditBlockRef {
+            entries,
+            mac: [0; 32],
+        },
+        96 * entries.len(),
+    );
+    let body = plain.len() - 32;
+    let mac = chain(&keys.audit, prev, &plain[..body]);
+    plain[body..].copy_from_slice(&mac);
+    let sealed = keys.seal_bytes(vault_id, TableId::Audit, &last.to_be_bytes(), &plain)?;
+    Ok((last, mac, sealed))
 }
 
 /// The head of the audit chain, as a short printable string:

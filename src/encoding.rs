@@ -21,13 +21,15 @@ pub(crate) const FORMAT_VERSION: u16 = 1;
 /// The first bytes of the `header` entry of the `meta` table.
 pub(crate) const MAGIC: &[u8; 8] = b"TRESOR\0\0";
 
-/// Record tags: high nibble = kind, low nibble = layout version (1 for format 1).
+/// Record tags: high nibble = kind, low nibble = layout version (1 for format 1; the audit kind
+/// has a second layout, [`AuditBlock`]).
 pub(crate) mod tag {
     pub const SETTINGS: u8 = 0x11;
     pub const AUDIT_HEAD: u8 = 0x21;
     pub const SECRET: u8 = 0x31;
     pub const VERSION: u8 = 0x41;
     pub const AUDIT: u8 = 0x51;
+    pub const AUDIT_BLOCK: u8 = 0x52;
     pub const SLOT: u8 = 0x61;
     pub const BACKUP: u8 = 0x71;
     pub const HEADER: u8 = 0x81;
@@ -233,10 +235,27 @@ pub(crate) struct AuditEntry {
     pub outcome: Option<String>,
 }
 
-/// One audit record as stored (sealed in `audit`, keyed by sequence number).
+/// One audit record as first stored (layout 1 of the audit kind, tag 0x51: sealed in `audit`,
+/// keyed by its sequence number). Still read; new records are written as [`AuditBlock`]s.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuditStored {
     pub entry: AuditEntry,
+    pub mac: [u8; 32],
+}
+
+/// The audit records of one commit (layout 2 of the audit kind, tag 0x52: sealed in `audit`,
+/// keyed by the sequence number of its last record). `mac` is the chain MAC after the block and
+/// covers every byte of the encoded block before it, so it is the last 32 bytes of the record.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditBlock {
+    pub entries: Vec<AuditEntry>,
+    pub mac: [u8; 32],
+}
+
+/// [`AuditBlock`] borrowing its records, for writing: the same encoding.
+#[derive(Serialize)]
+pub(crate) struct AuditBlockRef<'a> {
+    pub entries: &'a [AuditEntry],
     pub mac: [u8; 32],
 }
 
@@ -346,6 +365,39 @@ mod tests {
             max_versions: Some(10),
         };
         assert_eq!(hex(&encode(tag::SETTINGS, &s, 0)), "115a01010a");
+    }
+
+    /// A block written through [`AuditBlockRef`] decodes as an [`AuditBlock`], and its MAC is the
+    /// record's last 32 bytes (the audit chain relies on both).
+    #[test]
+    fn audit_block_layout() {
+        let entry = AuditEntry {
+            seq: 7,
+            time: Timestamp::from_unix(1_700_000_000),
+            actor: "owner".into(),
+            operation: 2,
+            name: Some("db".into()),
+            version: None,
+            outcome: None,
+        };
+        let entries = vec![entry.clone(), AuditEntry { seq: 8, ..entry }];
+        let bytes = encode(
+            tag::AUDIT_BLOCK,
+            &AuditBlockRef {
+                entries: &entries,
+                mac: [0xcd; 32],
+            },
+            0,
+        );
+        assert_eq!(&bytes[bytes.len() - 32..], &[0xcd; 32]);
+        assert_eq!(
+            hex(&bytes[..bytes.len() - 32]),
+            "52020780c49fd50c056f776e65720201026462000008\
+             80c49fd50c056f776e657202010264620000"
+        );
+        let back: AuditBlock = decode(tag::AUDIT_BLOCK, &bytes).unwrap();
+        assert_eq!(back.entries, entries);
+        assert_eq!(back.mac, [0xcd; 32]);
     }
 
     #[test]

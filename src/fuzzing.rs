@@ -6,8 +6,8 @@
 //! file, so that fuzzers and tests can feed it arbitrary bytes directly.
 
 use crate::encoding::{
-    self, AuditHead, AuditStored, BackupPayload, SecretRecord, Settings, SlotRecord, VersionRecord,
-    tag,
+    self, AuditBlock, AuditHead, AuditStored, BackupPayload, SecretRecord, Settings, SlotRecord,
+    VersionRecord, tag,
 };
 use crate::error::Result;
 use crate::slot::{self, Credential, SlotInfo, Unwrapped};
@@ -46,6 +46,7 @@ pub fn decode_any_record(bytes: &[u8]) -> usize {
     n += round_trip::<SecretRecord>(tag::SECRET, bytes);
     n += round_trip::<VersionRecord>(tag::VERSION, bytes);
     n += round_trip::<AuditStored>(tag::AUDIT, bytes);
+    n += round_trip::<AuditBlock>(tag::AUDIT_BLOCK, bytes);
     n += round_trip::<SlotRecord>(tag::SLOT, bytes);
     n += round_trip::<BackupPayload>(tag::BACKUP, bytes);
     n
@@ -143,8 +144,20 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
             encoding::encode(
                 tag::AUDIT,
                 &AuditStored {
-                    entry,
+                    entry: entry.clone(),
                     mac: [1; 32],
+                },
+                0,
+            )
+            .to_vec(),
+        ),
+        (
+            "audit_block",
+            encoding::encode(
+                tag::AUDIT_BLOCK,
+                &AuditBlock {
+                    entries: vec![entry.clone(), AuditEntry { seq: 2, ..entry }],
+                    mac: [2; 32],
                 },
                 0,
             )

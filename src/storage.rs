@@ -4,6 +4,7 @@
 use redb::TableDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 use crate::crypto::{self, Key, Sealer};
 use crate::encoding::{self, TableId};
@@ -28,7 +29,8 @@ pub(crate) const VERSION_IDS: TableDefinition<(NameHash, [u8; 16]), u64> =
 pub(crate) const DELETED: TableDefinition<NameHash, &[u8]> = TableDefinition::new("deleted");
 /// (name hash, sequence) → sealed version pruned under purge protection, awaiting its purge date.
 pub(crate) const RETIRED: TableDefinition<(NameHash, u64), &[u8]> = TableDefinition::new("retired");
-/// Sequence → sealed audit record.
+/// Sequence number of a block's last record → sealed block of audit records (older files also
+/// hold rows of one record each).
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 pub(crate) const META_HEADER: &str = "header";
@@ -88,7 +90,33 @@ impl Keys {
         hint: usize,
     ) -> Result<Vec<u8>> {
         let plain = encoding::encode(tag, value, hint);
-        self.data.seal(&encoding::aad(vault_id, table, key), &plain)
+        self.seal_bytes(vault_id, table, key, &plain)
+    }
+
+    /// Seals an already encoded record for the row `key` of `table`.
+    pub(crate) fn seal_bytes(
+        &self,
+        vault_id: &[u8; 16],
+        table: TableId,
+        key: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.data.seal(&encoding::aad(vault_id, table, key), plain)
+    }
+
+    /// Opens a record of the row `key` of `table` without decoding it.
+    pub(crate) fn open_bytes(
+        &self,
+        vault_id: &[u8; 16],
+        table: TableId,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.data
+            .open(&encoding::aad(vault_id, table, key), sealed)
+            .ok_or_else(|| {
+                Error::corrupted("a record does not authenticate (altered, moved or damaged)")
+            })
     }
 
     /// Opens and decodes a record of the row `key` of `table`.
@@ -100,12 +128,6 @@ impl Keys {
         tag: u8,
         sealed: &[u8],
     ) -> Result<T> {
-        let plain = self
-            .data
-            .open(&encoding::aad(vault_id, table, key), sealed)
-            .ok_or_else(|| {
-                Error::corrupted("a record does not authenticate (altered, moved or damaged)")
-            })?;
-        encoding::decode(tag, &plain)
+        encoding::decode(tag, &self.open_bytes(vault_id, table, key, sealed)?)
     }
 }

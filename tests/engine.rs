@@ -1518,21 +1518,25 @@ fn buffered_read_records_reach_the_disk_on_flush_write_or_drop() {
     let mem = SharedMem::new();
     let v = Vault::create_with_backend(mem.clone(), &key(1), opts()).unwrap();
     v.set("s", "v").unwrap();
-    let base = committed_audit_rows(&mem);
+    let base = committed_audit_records(&mem);
     assert_eq!(base, 2, "create and set");
 
     v.get("s").unwrap();
     v.get("s").unwrap();
     assert_eq!(
-        committed_audit_rows(&mem),
+        committed_audit_records(&mem),
         base,
         "buffered, not yet committed"
     );
     v.flush().unwrap();
-    assert_eq!(committed_audit_rows(&mem), base + 2, "flush commits them");
+    assert_eq!(
+        committed_audit_records(&mem),
+        base + 2,
+        "flush commits them"
+    );
     v.flush().unwrap();
     assert_eq!(
-        committed_audit_rows(&mem),
+        committed_audit_records(&mem),
         base + 2,
         "an empty flush adds nothing"
     );
@@ -1540,7 +1544,7 @@ fn buffered_read_records_reach_the_disk_on_flush_write_or_drop() {
     v.get("s").unwrap();
     v.set("t", "w").unwrap();
     assert_eq!(
-        committed_audit_rows(&mem),
+        committed_audit_records(&mem),
         base + 4,
         "the next write commits them with its own"
     );
@@ -1548,7 +1552,7 @@ fn buffered_read_records_reach_the_disk_on_flush_write_or_drop() {
     v.get("s").unwrap();
     drop(v);
     assert_eq!(
-        committed_audit_rows(&mem),
+        committed_audit_records(&mem),
         base + 5,
         "dropping commits them"
     );
@@ -1573,9 +1577,9 @@ fn buffered_read_records_reach_the_disk_on_flush_write_or_drop() {
     // close() flushes as well.
     v.flush().unwrap();
     v.get("s").unwrap();
-    let before = committed_audit_rows(&mem);
+    let before = committed_audit_records(&mem);
     v.close().unwrap();
-    assert_eq!(committed_audit_rows(&mem), before + 1);
+    assert_eq!(committed_audit_records(&mem), before + 1);
 }
 
 #[test]
@@ -1585,13 +1589,13 @@ fn durable_read_records_commit_before_the_value_is_returned() {
         Vault::create_with_backend(mem.clone(), &key(1), opts().read_audit(AuditLevel::Durable))
             .unwrap();
     v.set("s", "v").unwrap();
-    let base = committed_audit_rows(&mem);
+    let base = committed_audit_records(&mem);
     v.get("s").unwrap();
-    assert_eq!(committed_audit_rows(&mem), base + 1);
+    assert_eq!(committed_audit_records(&mem), base + 1);
     assert!(v.get("missing").is_err());
-    assert_eq!(committed_audit_rows(&mem), base + 2);
+    assert_eq!(committed_audit_records(&mem), base + 2);
     v.list(None, 5).unwrap();
-    assert_eq!(committed_audit_rows(&mem), base + 3);
+    assert_eq!(committed_audit_records(&mem), base + 3);
     v.verify_audit().unwrap();
 }
 
@@ -1601,24 +1605,28 @@ fn audit_off_records_no_reads_but_every_write_and_refusal() {
     let v = Vault::create_with_backend(mem.clone(), &key(1), opts().read_audit(AuditLevel::Off))
         .unwrap();
     v.set("s", "v").unwrap();
-    let base = committed_audit_rows(&mem);
+    let base = committed_audit_records(&mem);
     v.get("s").unwrap();
     assert!(v.get("missing").is_err());
     v.list(None, 5).unwrap();
     v.flush().unwrap();
-    assert_eq!(committed_audit_rows(&mem), base, "reads are not recorded");
+    assert_eq!(
+        committed_audit_records(&mem),
+        base,
+        "reads are not recorded"
+    );
 
     let reader = v.as_identity("r", Role::Reader).unwrap();
     assert!(matches!(reader.set("s", "x"), Err(Error::Forbidden { .. })));
     assert!(v.set("bad name", "x").is_err());
     v.flush().unwrap();
     assert_eq!(
-        committed_audit_rows(&mem),
+        committed_audit_records(&mem),
         base + 2,
         "refusals and failed writes are"
     );
     v.set("s", "w").unwrap();
-    assert_eq!(committed_audit_rows(&mem), base + 3);
+    assert_eq!(committed_audit_records(&mem), base + 3);
     drop((v, reader));
     let v = Vault::open_with_backend(mem, &key(1), opts()).unwrap();
     let ops: Vec<(Operation, Option<String>)> = audit_log(&v)
@@ -1638,8 +1646,9 @@ fn audit_off_records_no_reads_but_every_write_and_refusal() {
     );
 }
 
-/// A closed vault file with a few dozen audit records; returns how many.
-fn audited_file(path: &Path) -> u64 {
+/// A closed vault file with a few dozen audit records; returns how many, and the keys of the
+/// audit rows (one row per commit: the sequence number of its last record).
+fn audited_file(path: &Path) -> (u64, Vec<u64>) {
     let v = Vault::create(path, &key(1), opts()).unwrap();
     for i in 0..10 {
         v.set("s", format!("v{i}")).unwrap();
@@ -1647,9 +1656,10 @@ fn audited_file(path: &Path) -> u64 {
     }
     let n = v.verify_audit().unwrap();
     v.close().unwrap();
-    let rows = rows(path, AUDIT);
-    assert_eq!(rows.len() as u64, n + 1, "the verify itself is recorded");
-    n + 1
+    let keys: Vec<u64> = rows(path, AUDIT).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys.last(), Some(&(n + 1)), "the verify itself is recorded");
+    assert!(keys.len() > 10, "a row per commit");
+    (n + 1, keys)
 }
 
 fn verify_fails_at(path: &Path, seq: u64) {
@@ -1675,7 +1685,7 @@ fn verify_fails_at(path: &Path, seq: u64) {
 #[test]
 fn verify_audit_detects_removed_edited_reordered_and_cut_records() {
     let (_dir, path) = temp_path("audit.tresor");
-    let n = audited_file(&path);
+    let (n, keys) = audited_file(&path);
     assert!(n > 10);
     {
         let v = open(&path, &key(1)).unwrap();
@@ -1689,56 +1699,58 @@ fn verify_audit_detects_removed_edited_reordered_and_cut_records() {
         std::fs::copy(&base, &p).unwrap();
         p
     };
+    // The first record of the row at index `i`.
+    let first_of = |i: usize| if i == 0 { 1 } else { keys[i - 1] + 1 };
 
-    // A record removed from the middle.
+    // A row removed from the middle.
     let p = fresh();
     edit(&p, |txn| {
-        txn.open_table(AUDIT).unwrap().remove(5).unwrap();
+        txn.open_table(AUDIT).unwrap().remove(keys[4]).unwrap();
     });
-    verify_fails_at(&p, 5);
+    verify_fails_at(&p, first_of(4));
 
-    // A record's bytes edited.
+    // A row's bytes edited.
     let p = fresh();
-    let row = get_row(&p, AUDIT, 7).unwrap();
+    let row = get_row(&p, AUDIT, keys[6]).unwrap();
     let mut edited = row.clone();
     edited[30] ^= 0x40;
     edit(&p, |txn| {
         txn.open_table(AUDIT)
             .unwrap()
-            .insert(7, edited.as_slice())
+            .insert(keys[6], edited.as_slice())
             .unwrap();
     });
-    verify_fails_at(&p, 7);
+    verify_fails_at(&p, first_of(6));
 
-    // Two records swapped.
+    // Two rows swapped.
     let p = fresh();
-    let r3 = get_row(&p, AUDIT, 3).unwrap();
-    let r4 = get_row(&p, AUDIT, 4).unwrap();
+    let r3 = get_row(&p, AUDIT, keys[2]).unwrap();
+    let r4 = get_row(&p, AUDIT, keys[3]).unwrap();
     edit(&p, |txn| {
         let mut t = txn.open_table(AUDIT).unwrap();
-        t.insert(3, r4.as_slice()).unwrap();
-        t.insert(4, r3.as_slice()).unwrap();
+        t.insert(keys[2], r4.as_slice()).unwrap();
+        t.insert(keys[3], r3.as_slice()).unwrap();
     });
-    verify_fails_at(&p, 3);
+    verify_fails_at(&p, first_of(2));
 
-    // The tail cut: the last record, and the last three.
+    // The tail cut: the last row, and the last three.
     for cut in [1, 3] {
         let p = fresh();
         edit(&p, |txn| {
             let mut t = txn.open_table(AUDIT).unwrap();
-            for s in n + 1 - cut..=n {
-                t.remove(s).unwrap();
+            for k in &keys[keys.len() - cut..] {
+                t.remove(*k).unwrap();
             }
         });
-        verify_fails_at(&p, n + 1 - cut);
+        verify_fails_at(&p, first_of(keys.len() - cut));
     }
 
-    // The chain restarted: every record removed.
+    // The chain restarted: every row removed.
     let p = fresh();
     edit(&p, |txn| {
         let mut t = txn.open_table(AUDIT).unwrap();
-        for s in 1..=n {
-            t.remove(s).unwrap();
+        for k in &keys {
+            t.remove(*k).unwrap();
         }
     });
     verify_fails_at(&p, 1);

@@ -555,7 +555,7 @@ fn every_sealed_record_in_a_file_has_its_own_nonce() {
     let c = clock();
     let v =
         Vault::create_with_backend(m.backend(), &key(1), Options::new().clock(c.clone())).unwrap();
-    for i in 0..60 {
+    for i in 0..80 {
         let n = format!("s{}", i % 12);
         // The same value again and again: equal plaintexts must still seal differently.
         v.set(&n, VALUE).unwrap();

@@ -17,7 +17,7 @@ use super::{
 use crate::audit::{self, AuditRecord, Checkpoint, Operation};
 use crate::crypto;
 use crate::encoding::{
-    self, AuditHead, AuditStored, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
+    self, AuditHead, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
 };
 use crate::error::{Error, Result};
 use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
@@ -39,37 +39,20 @@ pub struct Progress {
 fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Result<u64> {
     let head = read_head(&txn.open_table(META)?, keys, vault_id)?;
     let mut mac = audit::genesis(&keys.audit, vault_id);
-    let mut expected = 1u64;
+    let mut count = 0u64;
     for row in txn.open_table(AUDIT)?.iter()? {
         let (k, v) = row?;
         let seq = k.value();
-        if seq != expected {
-            return Err(Error::AuditBroken { seq: expected });
+        let broken = Error::AuditBroken { seq: count + 1 };
+        let Ok(row) = audit::open_row(keys, vault_id, seq, v.value()) else {
+            return Err(broken);
+        };
+        if row.first_seq() != count + 1 || !row.chains_from(&keys.audit, &mac) {
+            return Err(broken);
         }
-        let stored: AuditStored = keys
-            .open(
-                vault_id,
-                TableId::Audit,
-                &seq.to_be_bytes(),
-                tag::AUDIT,
-                v.value(),
-            )
-            .map_err(|_| Error::AuditBroken { seq })?;
-        if stored.entry.seq != seq {
-            return Err(Error::AuditBroken { seq });
-        }
-        let next = audit::chain(
-            &keys.audit,
-            &mac,
-            &encoding::encode(tag::AUDIT, &stored.entry, 64),
-        );
-        if !crypto::mac_eq(&next, &stored.mac) {
-            return Err(Error::AuditBroken { seq });
-        }
-        mac = next;
-        expected += 1;
+        mac = row.mac;
+        count = seq;
     }
-    let count = expected - 1;
     if head.seq != count || !crypto::mac_eq(&head.mac, &mac) {
         return Err(Error::AuditBroken {
             seq: count.min(head.seq) + 1,
@@ -327,17 +310,19 @@ impl Vault {
         self.read(Operation::AuditRead, None, |cx| {
             let mut out = Vec::new();
             let table = cx.txn.open_table(AUDIT)?;
-            for row in table.range(after.saturating_add(1)..)?.take(limit) {
+            // Rows are keyed by their last record: the first row at or after `after + 1`
+            // holds that record.
+            'rows: for row in table.range(after.saturating_add(1)..)? {
                 let (k, v) = row?;
-                let seq = k.value();
-                let stored: AuditStored = cx.keys.open(
-                    cx.vault_id,
-                    TableId::Audit,
-                    &seq.to_be_bytes(),
-                    tag::AUDIT,
-                    v.value(),
-                )?;
-                out.push(AuditRecord::from_entry(stored.entry)?);
+                let row = audit::open_row(cx.keys, cx.vault_id, k.value(), v.value())?;
+                for entry in row.entries {
+                    if out.len() == limit {
+                        break 'rows;
+                    }
+                    if entry.seq > after {
+                        out.push(AuditRecord::from_entry(entry)?);
+                    }
+                }
             }
             Ok((out, None))
         })
@@ -639,33 +624,21 @@ fn rotate(
     {
         let mut table = txn.open_table(AUDIT)?;
         for (seq, bytes) in audit_rows {
-            let stored: AuditStored = old
-                .open(&vid, TableId::Audit, &seq.to_be_bytes(), tag::AUDIT, &bytes)
-                .map_err(|_| Error::AuditBroken { seq })?;
-            let encoded = encoding::encode(tag::AUDIT, &stored.entry, 64);
-            let check = audit::chain(&old.audit, &old_mac, &encoded);
-            if seq != head.seq + 1
-                || stored.entry.seq != seq
-                || !crypto::mac_eq(&check, &stored.mac)
-            {
-                return Err(Error::AuditBroken { seq });
+            let broken = Error::AuditBroken { seq: head.seq + 1 };
+            let mut row = audit::open_row(old, &vid, seq, &bytes).map_err(|_| broken)?;
+            if row.first_seq() != head.seq + 1 || !row.chains_from(&old.audit, &old_mac) {
+                return Err(Error::AuditBroken { seq: head.seq + 1 });
             }
-            old_mac = check;
-            let mac = audit::chain(&new.audit, &head.mac, &encoded);
-            let restored = AuditStored {
-                entry: stored.entry,
+            old_mac = row.mac;
+            // Re-sealed as a block under the new key (a single record of an older file too).
+            let (last, mac, sealed) =
+                audit::seal_block(&new, &vid, head.seq, &head.mac, &mut row.entries)?;
+            table.insert(last, sealed.as_slice())?;
+            head = AuditHead {
+                seq: last,
                 mac,
+                settings,
             };
-            let sealed = new.seal(
-                &vid,
-                TableId::Audit,
-                &seq.to_be_bytes(),
-                tag::AUDIT,
-                &restored,
-                128,
-            )?;
-            table.insert(seq, sealed.as_slice())?;
-            head = AuditHead { seq, mac, settings };
             tick(progress);
         }
     }

@@ -27,9 +27,7 @@ use redb::{
 use crate::audit::{self, AuditLevel, Checkpoint, Operation};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::crypto::{self, Key};
-use crate::encoding::{
-    self, AuditEntry, AuditHead, AuditStored, Header, Settings, SlotRecord, TableId, tag,
-};
+use crate::encoding::{self, AuditEntry, AuditHead, Header, Settings, SlotRecord, TableId, tag};
 use crate::error::{Error, Result};
 use crate::secret::{DEFAULT_VALUE_LIMIT, MAX_VALUE_LIMIT};
 use crate::slot::{self, Credential, KdfParams, Role, SlotSpec, Unwrapped};
@@ -473,36 +471,26 @@ fn read_head(
     )
 }
 
-/// Appends `entries` to the chain after `head`, giving them sequence numbers; writes and
-/// returns the new head (which keeps `head.settings`). Writes nothing when there is nothing new.
+/// Appends `entries` to the chain after `head` as one block, giving them sequence numbers;
+/// writes and returns the new head (which keeps `head.settings`). Writes nothing when there is
+/// nothing new.
 fn append_audit(
     txn: &WriteTransaction,
     keys: &Keys,
     vault_id: &[u8; 16],
     head: AuditHead,
-    entries: Vec<AuditEntry>,
+    mut entries: Vec<AuditEntry>,
 ) -> Result<AuditHead> {
     if entries.is_empty() {
         return Ok(head);
     }
-    let mut head = head;
-    {
-        let mut table = txn.open_table(AUDIT)?;
-        for mut entry in entries {
-            entry.seq = head.seq + 1;
-            let encoded = encoding::encode(tag::AUDIT, &entry, 64);
-            let mac = audit::chain(&keys.audit, &head.mac, &encoded);
-            let stored = AuditStored { entry, mac };
-            let key = stored.entry.seq.to_be_bytes();
-            let sealed = keys.seal(vault_id, TableId::Audit, &key, tag::AUDIT, &stored, 128)?;
-            table.insert(stored.entry.seq, sealed.as_slice())?;
-            head = AuditHead {
-                seq: stored.entry.seq,
-                mac,
-                settings: head.settings,
-            };
-        }
-    }
+    let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, &mut entries)?;
+    txn.open_table(AUDIT)?.insert(seq, sealed.as_slice())?;
+    let head = AuditHead {
+        seq,
+        mac,
+        settings: head.settings,
+    };
     write_head(txn, keys, vault_id, &head)?;
     Ok(head)
 }
@@ -1312,14 +1300,8 @@ fn check_tail(
             if seq != head.seq {
                 return Err(mismatch());
             }
-            let stored: AuditStored = keys.open(
-                vault_id,
-                TableId::Audit,
-                &seq.to_be_bytes(),
-                tag::AUDIT,
-                v.value(),
-            )?;
-            if !crypto::mac_eq(&stored.mac, &head.mac) {
+            let row = audit::open_row(keys, vault_id, seq, v.value())?;
+            if !crypto::mac_eq(&row.mac, &head.mac) {
                 return Err(mismatch());
             }
             Ok(())
@@ -1327,6 +1309,8 @@ fn check_tail(
     }
 }
 
+/// The file must contain the chain a checkpoint names: a row ending at the checkpoint's
+/// sequence number (checkpoints are taken at the head, which always ends a row) with its MAC.
 fn check_checkpoint(
     txn: &ReadTransaction,
     keys: &Keys,
@@ -1346,14 +1330,7 @@ fn check_checkpoint(
         let sealed = table.get(cp.seq)?.ok_or(Error::RolledBack(
             "the checkpoint's audit record is missing",
         ))?;
-        let stored: AuditStored = keys.open(
-            vault_id,
-            TableId::Audit,
-            &cp.seq.to_be_bytes(),
-            tag::AUDIT,
-            sealed.value(),
-        )?;
-        stored.mac
+        audit::open_row(keys, vault_id, cp.seq, sealed.value())?.mac
     };
     if !crypto::mac_eq(&mac[..16], &cp.mac) {
         return Err(Error::RolledBack(

@@ -185,18 +185,20 @@ where
         .collect()
 }
 
-/// The number of rows of the audit table of a (closed) vault file, or of a byte snapshot.
-pub fn audit_rows_in(db: &redb::Database) -> u64 {
+/// The number of audit records in a (closed) vault file, or in a byte snapshot: the key of the
+/// last row of the audit table (rows are keyed by the sequence number of their last record).
+pub fn audit_records_in(db: &redb::Database) -> u64 {
     let txn = db.begin_read().unwrap();
-    txn.open_table(AUDIT).unwrap().len().unwrap()
+    let table = txn.open_table(AUDIT).unwrap();
+    table.last().unwrap().map_or(0, |(k, _)| k.value())
 }
 
-/// The number of audit rows committed in a snapshot of a vault's shared-memory storage.
-pub fn committed_audit_rows(mem: &SharedMem) -> u64 {
+/// The number of audit records committed in a snapshot of a vault's shared-memory storage.
+pub fn committed_audit_records(mem: &SharedMem) -> u64 {
     let db = redb::Builder::new()
         .create_with_backend(mem.snapshot())
         .expect("open snapshot");
-    audit_rows_in(&db)
+    audit_records_in(&db)
 }
 
 /// The whole audit log of a vault (the handle must be allowed to read it).
