@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use tresor::redb::{self, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tresor::redb::{self, ReadableDatabase, ReadableTable, TableDefinition};
 use tresor::{AuditRecord, Credential, KeyProvider, ManualClock, ProviderError, Timestamp, Vault};
 use zeroize::Zeroizing;
 
