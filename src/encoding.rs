@@ -129,6 +129,45 @@ pub(crate) fn decode<T: DeserializeOwned>(tag: u8, bytes: &[u8]) -> Result<T> {
     Ok(v)
 }
 
+/// A secret value as a byte string: the same postcard bytes as a `Vec<u8>` (a length, then the
+/// bytes), decoded with one copy into a buffer of the exact size instead of byte by byte.
+mod secret_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    pub(super) fn serialize<S: Serializer>(
+        v: &Zeroizing<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Zeroizing<Vec<u8>>, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = Zeroizing<Vec<u8>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Self::Value, E> {
+                Ok(Zeroizing::new(b.to_vec()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Formats without a byte string type; not postcard's path.
+                let mut out = Zeroizing::new(Vec::with_capacity(seq.size_hint().unwrap_or(0)));
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
+}
+
 /// The clear header: written once at creation, readable before unlock.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
@@ -206,6 +245,7 @@ pub(crate) struct VersionRecord {
     pub id: [u8; 16],
     pub seq: u64,
     pub props: StoredProps,
+    #[serde(with = "secret_bytes")]
     pub value: Zeroizing<Vec<u8>>,
     pub retired: Option<Deletion>,
 }

@@ -1,6 +1,7 @@
 //! Many writes in one transaction: imports and bulk loads.
 
 use super::Vault;
+use super::secrets::SetTables;
 use crate::audit::Operation;
 use crate::error::Result;
 use crate::secret::{SecretProperties, SetOptions};
@@ -32,8 +33,9 @@ impl Vault {
         let actor = self.actor.clone();
         self.write(Operation::SecretImport, None, |cx| {
             let mut out = Vec::new();
+            let mut tables = SetTables::open(cx.txn)?;
             for (name, value, options) in items {
-                let props = cx.set(name, value, max, options)?;
+                let props = cx.set_in(&mut tables, name, value, max, options)?;
                 cx.caller_record(&actor, Operation::SecretSet, &props.name, props.version.0);
                 out.push(props);
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redb::{ReadTransaction, ReadableTable};
+use redb::{ReadTransaction, ReadableTable, Table};
 
 use super::secrets::{
     check_limit, find_secret, load_version, page_of, parse_cursor, plus_days, props, seal_secret,
@@ -145,7 +145,12 @@ pub(crate) fn earliest_due(
 impl WriteCx<'_> {
     /// Removes the oldest versions of `rec` beyond its limit: destroyed, or retired until the
     /// retention period ends when purge protection is on.
-    pub(crate) fn prune(&mut self, hash: &NameHash, rec: &mut SecretRecord) -> Result<()> {
+    pub(crate) fn prune(
+        &mut self,
+        hash: &NameHash,
+        rec: &mut SecretRecord,
+        ids: &mut Table<'_, (NameHash, [u8; 16]), u64>,
+    ) -> Result<()> {
         let settings = self.settings()?;
         let Some(limit) = rec.max_versions.or(settings.max_versions) else {
             return Ok(());
@@ -178,7 +183,7 @@ impl WriteCx<'_> {
                     .insert((*hash, seq), sealed.as_slice())?;
                 self.due(due);
             } else {
-                self.txn.open_table(VERSION_IDS)?.remove((*hash, v.id))?;
+                ids.remove((*hash, v.id))?;
             }
             self.system_record(Operation::SecretPrune, Some(rec.name.clone()), Some(v.id));
         }

@@ -1,6 +1,6 @@
 //! Secrets and their versions: set, get, properties, listings, property updates.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, Table, WriteTransaction};
 use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
@@ -14,7 +14,7 @@ use crate::secret::{
     Expect, GetOptions, Page, PropertiesUpdate, Secret, SecretProperties, SetOptions, VersionId,
     check_content_type, check_tags, check_window, validate_name,
 };
-use crate::storage::{Keys, NameHash, SECRETS, VERSION_IDS, VERSIONS};
+use crate::storage::{DELETED, Keys, NameHash, SECRETS, VERSION_IDS, VERSIONS};
 
 /// The most items one page of a listing holds.
 pub const MAX_PAGE: usize = 1000;
@@ -32,6 +32,30 @@ pub(crate) fn props(name: &str, v: &VersionRecord) -> SecretProperties {
         created: v.props.created,
         updated: v.props.updated,
     }
+}
+
+/// [`props`] taking the version apart instead of copying its properties; returns the value too.
+pub(crate) fn into_props(name: String, v: VersionRecord) -> (SecretProperties, Zeroizing<Vec<u8>>) {
+    let VersionRecord {
+        id,
+        seq,
+        props: p,
+        value,
+        ..
+    } = v;
+    let properties = SecretProperties {
+        name,
+        version: VersionId(id),
+        sequence: seq,
+        enabled: p.enabled,
+        not_before: p.not_before,
+        expires_on: p.expires_on,
+        content_type: p.content_type,
+        tags: p.tags,
+        created: p.created,
+        updated: p.updated,
+    };
+    (properties, value)
 }
 
 /// Loads and opens the record of `hash` from a secrets-shaped table (`secrets` or `deleted`).
@@ -196,6 +220,23 @@ impl ReadCx<'_> {
     }
 }
 
+/// The tables a `set` writes in every case, opened once per transaction by a batch.
+pub(crate) struct SetTables<'t> {
+    secrets: Table<'t, NameHash, &'static [u8]>,
+    deleted: Table<'t, NameHash, &'static [u8]>,
+    ids: Table<'t, (NameHash, [u8; 16]), u64>,
+}
+
+impl<'t> SetTables<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(SetTables {
+            secrets: txn.open_table(SECRETS)?,
+            deleted: txn.open_table(DELETED)?,
+            ids: txn.open_table(VERSION_IDS)?,
+        })
+    }
+}
+
 impl WriteCx<'_> {
     /// Checks value and properties against the vault's limits.
     fn check_new_version(&self, value: &[u8], max: usize, opts: &SetOptions) -> Result<()> {
@@ -221,6 +262,19 @@ impl WriteCx<'_> {
         max: usize,
         opts: &SetOptions,
     ) -> Result<SecretProperties> {
+        let mut tables = SetTables::open(self.txn)?;
+        self.set_in(&mut tables, name, value, max, opts)
+    }
+
+    /// [`WriteCx::set`] with the tables it writes already open (a batch opens them once).
+    pub(crate) fn set_in(
+        &mut self,
+        tables: &mut SetTables<'_>,
+        name: &str,
+        value: &[u8],
+        max: usize,
+        opts: &SetOptions,
+    ) -> Result<SecretProperties> {
         validate_name(name)?;
         self.check_new_version(value, max, opts)?;
         let hash = self.keys.name_hash(name);
@@ -240,9 +294,14 @@ impl WriteCx<'_> {
             value: Zeroizing::new(value.to_vec()),
             retired: None,
         };
-        let mut secrets = self.txn.open_table(SECRETS)?;
-        let existing = load_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, &hash)?;
-        let rec = match existing {
+        let existing = load_secret(
+            &tables.secrets,
+            TableId::Secrets,
+            self.keys,
+            self.vault_id,
+            &hash,
+        )?;
+        let mut rec = match existing {
             Some(mut rec) => {
                 if let Some(expect) = opts.expect
                     && expect != Expect::Version(VersionId(rec.current.id))
@@ -262,8 +321,7 @@ impl WriteCx<'_> {
                 rec
             }
             None => {
-                let deleted = self.txn.open_table(crate::storage::DELETED)?;
-                if deleted.get(&hash)?.is_some() {
+                if tables.deleted.get(&hash)?.is_some() {
                     return Err(Error::Conflict { deleted: true });
                 }
                 if matches!(opts.expect, Some(Expect::Version(_))) {
@@ -280,17 +338,18 @@ impl WriteCx<'_> {
                 }
             }
         };
-        let mut rec = rec;
-        self.txn
-            .open_table(VERSION_IDS)?
-            .insert((hash, rec.current.id), rec.current.seq)?;
-        self.prune(&hash, &mut rec)?;
-        secrets.insert(
+        // Every version, the current one too, is indexed: a secret's rows then always include
+        // one outside its own record, so removing the record alone leaves a trace that
+        // `check_integrity` finds.
+        tables.ids.insert((hash, rec.current.id), rec.current.seq)?;
+        self.prune(&hash, &mut rec, &mut tables.ids)?;
+        tables.secrets.insert(
             hash,
             seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?.as_slice(),
         )?;
         self.version = Some(rec.current.id);
-        Ok(props(&rec.name, &rec.current))
+        let (properties, _) = into_props(rec.name, rec.current);
+        Ok(properties)
     }
 
     fn update(
@@ -420,16 +479,17 @@ impl Vault {
         let strict = options.strict || self.inner.strict;
         self.read(Operation::SecretGet, Some(name), |cx| {
             let (hash, rec) = cx.secret(name)?;
-            let (name, mut v) = cx.version(&hash, rec, options.version.as_ref())?;
+            let (name, v) = cx.version(&hash, rec, options.version.as_ref())?;
             if !v.props.enabled {
                 return Err(Error::Disabled);
             }
-            let properties = props(&name, &v);
+            let id = v.id;
+            let (properties, mut value) = into_props(name, v);
             if strict && properties.is_outside_validity(cx.now) {
                 return Err(Error::OutsideValidity);
             }
-            let value: SecretSlice<u8> = std::mem::take(&mut *v.value).into();
-            Ok((Secret { properties, value }, Some(v.id)))
+            let value: SecretSlice<u8> = std::mem::take(&mut *value).into();
+            Ok((Secret { properties, value }, Some(id)))
         })
     }
 
