@@ -6,7 +6,7 @@
 //! one row (a block; a buffered read's record joins the next commit's block) and the rows are
 //! chained: the row ending at record *n* carries
 //! `MAC_n = BLAKE3-keyed(audit key, MAC_prev || encoded block)`, with the first `MAC_prev`
-//! derived from the vault id. The head `(n, MAC_n)` is sealed in the vault's metadata and
+//! derived from the vault id. The head `(n, MAC_n)` is sealed in its own row after the blocks and
 //! written in the same transaction as the block, so
 //! [`Vault::verify_audit`](crate::Vault::verify_audit) notices an altered, removed, reordered or
 //! truncated record. A [`Checkpoint`] exported from the head lets a later open notice a file

@@ -15,8 +15,14 @@ use zeroize::Zeroizing;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 
-/// The file format this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u16 = 1;
+/// The file format this build writes in the header, and the newest it reads. Format 2 keeps the
+/// audit head in the `audit` table instead of `meta`; a format-1 file is upgraded in place by its
+/// first commit (docs/FORMAT.md).
+pub(crate) const FORMAT_VERSION: u16 = 2;
+
+/// The format number bound into associated data, key-slot wraps and backup blobs: 1 since the
+/// first format (format 2 moved a row; what records bind is unchanged).
+pub(crate) const RECORD_FORMAT: u16 = 1;
 
 /// The first bytes of the `header` entry of the `meta` table.
 pub(crate) const MAGIC: &[u8; 8] = b"TRESOR\0\0";
@@ -58,7 +64,7 @@ pub(crate) fn aad(vault_id: &[u8; 16], table: TableId, key: &[u8]) -> Aad {
     const PREFIX: usize = 6 + 2 + 16 + 1;
     let mut buf = [0u8; AAD_INLINE];
     buf[..6].copy_from_slice(b"tresor");
-    buf[6..8].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    buf[6..8].copy_from_slice(&RECORD_FORMAT.to_le_bytes());
     buf[8..24].copy_from_slice(vault_id);
     buf[24] = table as u8;
     if PREFIX + key.len() <= AAD_INLINE {
@@ -393,11 +399,15 @@ mod tests {
             vault_id: [1; 16],
             created: Timestamp::from_unix(5),
         };
-        // "TRESOR\0\0", format 1 (LE), tag 0x81, 16 bytes of vault id, created = 5 (zigzag 10).
+        // "TRESOR\0\0", format 2 (LE), tag 0x81, 16 bytes of vault id, created = 5 (zigzag 10).
         assert_eq!(
             hex(&encode_header(&h)),
-            "545245534f520000010081010101010101010101010101010101010a"
+            "545245534f520000020081010101010101010101010101010101010a"
         );
+        // A format-1 header still reads.
+        let mut older = encode_header(&h);
+        older[8] = 1;
+        assert_eq!(decode_header(&older).unwrap(), h);
         assert_eq!(decode_header(&encode_header(&h)).unwrap(), h);
         let s = Settings {
             retention_days: 90,

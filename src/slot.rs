@@ -393,7 +393,7 @@ pub(crate) fn info(id: u32, rec: &SlotRecord) -> Result<SlotInfo> {
 fn wrap_aad(vault_id: &[u8; 16], slot_id: u32, desc: &SlotDesc) -> Vec<u8> {
     let mut ad = Vec::with_capacity(128);
     ad.extend_from_slice(b"tresor-slot");
-    ad.extend_from_slice(&encoding::FORMAT_VERSION.to_le_bytes());
+    ad.extend_from_slice(&encoding::RECORD_FORMAT.to_le_bytes());
     ad.extend_from_slice(vault_id);
     ad.extend_from_slice(&slot_id.to_le_bytes());
     ad.extend_from_slice(&encoding::encode(encoding::tag::SLOT, desc, 64));

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// A 128-bit keyed hash of a case-folded secret name: the redb key of a secret.
 pub(crate) type NameHash = [u8; 16];
 
-/// `header` (clear), `settings` (sealed), `auth` (MAC), `audit_head` (sealed).
+/// `header` (clear), `settings` (sealed), `auth` (MAC); `audit_head` (sealed) in format-1 files.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Key slot id → clear slot record.
 pub(crate) const SLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("slots");
@@ -30,13 +30,17 @@ pub(crate) const DELETED: TableDefinition<NameHash, &[u8]> = TableDefinition::ne
 /// (name hash, sequence) → sealed version pruned under purge protection, awaiting its purge date.
 pub(crate) const RETIRED: TableDefinition<(NameHash, u64), &[u8]> = TableDefinition::new("retired");
 /// Sequence number of a block's last record → sealed block of audit records (older files also
-/// hold rows of one record each).
+/// hold rows of one record each); [`AUDIT_HEAD_KEY`] → sealed audit head.
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 pub(crate) const META_HEADER: &str = "header";
 pub(crate) const META_SETTINGS: &str = "settings";
 pub(crate) const META_AUTH: &str = "auth";
+/// Where format-1 files keep the audit head (format 2: [`AUDIT_HEAD_KEY`]).
 pub(crate) const META_AUDIT_HEAD: &str = "audit_head";
+/// The row of `audit` holding the sealed audit head, after every block: the head and the newest
+/// block share a leaf, so a commit rewrites one tree fewer than with the head in `meta`.
+pub(crate) const AUDIT_HEAD_KEY: u64 = u64::MAX;
 
 /// The subkeys of one master key.
 pub(crate) struct Keys {

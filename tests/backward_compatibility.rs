@@ -7,7 +7,9 @@
 //! lists what it holds: every live secret with every kept version and property, the deleted
 //! secret with its versions, key slots, settings, the audit record count and a checkpoint.
 //!
-//! Opening writes (an audit record, automatic purges), so the test works on a copy.
+//! Opening writes (an audit record, automatic purges), so the test works on a copy. Its audit
+//! log is in the first layout (one row per record, the head in `meta`): the tests also cover
+//! reading it, chaining blocks after it, and the upgrade to format 2 by the first commit.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -461,4 +463,74 @@ fn format1_vault_accepts_writes_and_purges_when_due() {
     assert!(v.check_integrity().unwrap() > 0);
     let kind = v.slots().unwrap()[1].kind.clone();
     assert_eq!(kind, SlotKind::Passphrase(KdfParams::MINIMUM));
+}
+
+/// Format 2 keeps the audit head in the `audit` table. A format-1 file stays as it is until its
+/// first commit, which moves the head out of `meta`, writes the header with format 2 and a new
+/// header MAC, all in that commit's transaction; older checkpoints still hold.
+#[test]
+fn format1_vault_is_upgraded_by_its_first_commit() {
+    use tresor::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+    // (header format, head in meta, head in audit)
+    fn layout(path: &Path) -> (u16, bool, bool) {
+        let db = Database::open(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        let header = meta.get("header").unwrap().unwrap().value().to_vec();
+        let in_meta = meta.get("audit_head").unwrap().is_some();
+        let in_audit = txn
+            .open_table(AUDIT)
+            .unwrap()
+            .get(u64::MAX)
+            .unwrap()
+            .is_some();
+        (
+            u16::from_le_bytes([header[8], header[9]]),
+            in_meta,
+            in_audit,
+        )
+    }
+
+    let want = expected();
+    let (_dir, path, key) = fixture();
+    assert_eq!(layout(&path), (1, true, false));
+    // Reads without audit records commit nothing: the file stays format 1.
+    let v = Vault::open(
+        &path,
+        &key,
+        Options::new()
+            .clock(clock(READ_AT))
+            .read_audit(tresor::AuditLevel::Off),
+    )
+    .unwrap();
+    assert!(v.get("db-password").is_ok());
+    drop(v);
+    assert_eq!(layout(&path), (1, true, false));
+    // The first commit upgrades it.
+    let v = Vault::open(&path, &key, Options::new().clock(clock(READ_AT))).unwrap();
+    v.set("after-upgrade", "x").unwrap();
+    drop(v);
+    assert_eq!(layout(&path), (2, false, true));
+    let v = Vault::open(
+        &path,
+        &key,
+        Options::new()
+            .clock(clock(READ_AT))
+            .expect_checkpoint(want.checkpoint)
+            .verify_integrity(true),
+    )
+    .unwrap();
+    assert_eq!(v.get("after-upgrade").unwrap().expose(), b"x");
+    assert!(v.verify_audit().unwrap() > want.audit);
+    v.check_integrity().unwrap();
+    drop(v);
+    // The writer slot (a passphrase) opens the upgraded file too.
+    Vault::open(
+        &path,
+        &Credential::passphrase(PASSPHRASE),
+        Options::new().clock(clock(READ_AT)),
+    )
+    .unwrap();
 }

@@ -494,7 +494,7 @@ fn settings_and_header_mac_from_an_older_copy_do_not_turn_purge_protection_off()
     drop(v);
     let old_settings = meta_row(&path, "settings").unwrap();
     let old_auth = meta_row(&path, "auth").unwrap();
-    let old_head = meta_row(&path, "audit_head").unwrap();
+    let old_head = audit_head_row(&path).unwrap();
     let v = Vault::open(&path, &key(1), Options::new().clock(clock())).unwrap();
     v.enable_purge_protection().unwrap();
     v.delete("s").unwrap();
@@ -518,7 +518,7 @@ fn settings_and_header_mac_from_an_older_copy_do_not_turn_purge_protection_off()
     refused_or_protected(&path, Options::new().clock(clock()));
     refused_or_protected(&path, Options::new().clock(clock()).expect_checkpoint(cp));
     // The older audit head too: it no longer names the last audit record.
-    set_meta_row(&path, "audit_head", Some(&old_head));
+    set_audit_head_row(&path, Some(&old_head));
     refused_or_protected(&path, Options::new().clock(clock()));
     // Both refusals are Corrupted, without needing a checkpoint.
     assert!(matches!(

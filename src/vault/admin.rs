@@ -22,7 +22,8 @@ use crate::encoding::{
 use crate::error::{Error, Result};
 use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
 use crate::storage::{
-    self, AUDIT, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS,
+    self, AUDIT, AUDIT_HEAD_KEY, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS,
+    VERSION_IDS, VERSIONS,
 };
 
 /// Progress of [`Vault::rotate_master_key`]: records re-encrypted so far, of `total`.
@@ -37,10 +38,11 @@ pub struct Progress {
 
 /// Verifies the whole audit chain in `txn`; returns the number of records.
 fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Result<u64> {
-    let head = read_head(&txn.open_table(META)?, keys, vault_id)?;
+    let table = txn.open_table(AUDIT)?;
+    let head = read_head(&table, &txn.open_table(META)?, keys, vault_id)?;
     let mut mac = audit::genesis(&keys.audit, vault_id);
     let mut count = 0u64;
-    for row in txn.open_table(AUDIT)?.iter()? {
+    for row in table.range(..AUDIT_HEAD_KEY)? {
         let (k, v) = row?;
         let seq = k.value();
         let broken = Error::AuditBroken { seq: count + 1 };
@@ -312,7 +314,9 @@ impl Vault {
             let table = cx.txn.open_table(AUDIT)?;
             // Rows are keyed by their last record: the first row at or after `after + 1`
             // holds that record.
-            'rows: for row in table.range(after.saturating_add(1)..)? {
+            'rows: for row in
+                table.range(after.saturating_add(1).min(AUDIT_HEAD_KEY)..AUDIT_HEAD_KEY)?
+            {
                 let (k, v) = row?;
                 let row = audit::open_row(cx.keys, cx.vault_id, k.value(), v.value())?;
                 for entry in row.entries {
@@ -336,8 +340,8 @@ impl Vault {
     }
 
     /// Verifies the whole audit chain: every record authenticates, sequence numbers run without
-    /// gaps, every MAC chains to the previous one, and the last matches the head kept in the
-    /// metadata. Returns the number of records; a broken chain is [`Error::AuditBroken`].
+    /// gaps, every MAC chains to the previous one, and the last matches the sealed head.
+    /// Returns the number of records; a broken chain is [`Error::AuditBroken`].
     pub fn verify_audit(&self) -> Result<u64> {
         self.authorize(Operation::AuditVerify, None)?;
         self.flush()?;
@@ -352,7 +356,12 @@ impl Vault {
         self.authorize(Operation::AuditCheckpoint, None)?;
         self.flush()?;
         self.read(Operation::AuditCheckpoint, None, |cx| {
-            let head = read_head(&cx.txn.open_table(META)?, cx.keys, cx.vault_id)?;
+            let head = read_head(
+                &cx.txn.open_table(AUDIT)?,
+                &cx.txn.open_table(META)?,
+                cx.keys,
+                cx.vault_id,
+            )?;
             Ok((Checkpoint::new(head.seq, &head.mac), None))
         })
     }
@@ -532,7 +541,9 @@ fn rotate(
     let deleted = take_rows(&txn, DELETED)?;
     let versions = take_rows(&txn, VERSIONS)?;
     let retired = take_rows(&txn, RETIRED)?;
-    let audit_rows = take_rows(&txn, AUDIT)?;
+    let old_head = read_head(&txn.open_table(AUDIT)?, &txn.open_table(META)?, old, &vid)?;
+    let mut audit_rows = take_rows(&txn, AUDIT)?;
+    audit_rows.retain(|(seq, _)| *seq != AUDIT_HEAD_KEY);
     let ids: Vec<((NameHash, [u8; 16]), u64)> = {
         let mut rows = Vec::new();
         for row in txn.open_table(VERSION_IDS)?.iter()? {
@@ -642,7 +653,6 @@ fn rotate(
             tick(progress);
         }
     }
-    let old_head = read_head(&txn.open_table(META)?, old, &vid)?;
     if old_head.seq != head.seq || !crypto::mac_eq(&old_head.mac, &old_mac) {
         return Err(Error::AuditBroken { seq: head.seq + 1 });
     }

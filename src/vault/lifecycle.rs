@@ -300,7 +300,7 @@ fn seal_backup(keys: &Keys, vault_id: &[u8; 16], payload: &BackupPayload) -> Res
     let sealed = keys.backup.seal(&backup_aad(vault_id), &plain)?;
     let mut out = Vec::with_capacity(26 + sealed.len());
     out.extend_from_slice(BACKUP_MAGIC);
-    out.extend_from_slice(&encoding::FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&encoding::RECORD_FORMAT.to_le_bytes());
     out.extend_from_slice(vault_id);
     out.extend_from_slice(&sealed);
     Ok(out)
@@ -316,7 +316,7 @@ impl Vault {
         let sealed = store.keys.backup.seal(&backup_aad(&vault_id), plain)?;
         let mut out = Vec::with_capacity(26 + sealed.len());
         out.extend_from_slice(BACKUP_MAGIC);
-        out.extend_from_slice(&encoding::FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&encoding::RECORD_FORMAT.to_le_bytes());
         out.extend_from_slice(&vault_id);
         out.extend_from_slice(&sealed);
         Ok(out)
@@ -331,10 +331,10 @@ fn open_backup(keys: &Keys, vault_id: &[u8; 16], blob: &[u8]) -> Result<BackupPa
         return Err(Error::InvalidBackup("truncated"));
     }
     let format = u16::from_le_bytes([blob[8], blob[9]]);
-    if format > encoding::FORMAT_VERSION {
+    if format > encoding::RECORD_FORMAT {
         return Err(Error::UnsupportedFormat {
             found: format,
-            supported: encoding::FORMAT_VERSION,
+            supported: encoding::RECORD_FORMAT,
         });
     }
     if format == 0 {

@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 use crate::secret::{DEFAULT_VALUE_LIMIT, MAX_VALUE_LIMIT};
 use crate::slot::{self, Credential, KdfParams, Role, SlotSpec, Unwrapped};
 use crate::storage::{
-    self, AUDIT, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS, VERSIONS,
+    self, AUDIT, AUDIT_HEAD_KEY, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS,
+    VERSIONS,
 };
 
 /// Buffered read records kept in memory at most; the next read commits them.
@@ -441,24 +442,59 @@ fn write_head(
     vault_id: &[u8; 16],
     head: &AuditHead,
 ) -> Result<()> {
-    let mut meta = txn.open_table(META)?;
     let sealed = keys.seal(
         vault_id,
-        TableId::Meta,
-        storage::META_AUDIT_HEAD.as_bytes(),
+        TableId::Audit,
+        &AUDIT_HEAD_KEY.to_be_bytes(),
         tag::AUDIT_HEAD,
         head,
         48,
     )?;
-    meta.insert(storage::META_AUDIT_HEAD, sealed.as_slice())?;
+    txn.open_table(AUDIT)?
+        .insert(AUDIT_HEAD_KEY, sealed.as_slice())?;
+    upgrade_format1(txn, keys)
+}
+
+/// Upgrades a format-1 file within the transaction of its first commit: the audit head (just
+/// written to `audit`) leaves `meta`, and the header, rewritten with the current format number,
+/// gets a new header MAC. Does nothing to a format-2 file.
+fn upgrade_format1(txn: &WriteTransaction, keys: &Keys) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    if meta.get(storage::META_AUDIT_HEAD)?.is_none() {
+        return Ok(());
+    }
+    meta.remove(storage::META_AUDIT_HEAD)?;
+    let header = encoding::decode_header(
+        meta.get(storage::META_HEADER)?
+            .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?
+            .value(),
+    )?;
+    meta.insert(
+        storage::META_HEADER,
+        encoding::encode_header(&header).as_slice(),
+    )?;
+    let settings = read_settings(&meta, keys, &header.vault_id)?;
+    let mac = auth_mac(&meta, &txn.open_table(SLOTS)?, keys, &settings)?;
+    meta.insert(storage::META_AUTH, mac.as_slice())?;
     Ok(())
 }
 
+/// Reads the audit head: its row in `audit`, or in `meta` for a format-1 file not yet upgraded.
 fn read_head(
+    audit: &impl ReadableTable<u64, &'static [u8]>,
     meta: &impl ReadableTable<&'static str, &'static [u8]>,
     keys: &Keys,
     vault_id: &[u8; 16],
 ) -> Result<AuditHead> {
+    if let Some(sealed) = audit.get(AUDIT_HEAD_KEY)? {
+        return keys.open(
+            vault_id,
+            TableId::Audit,
+            &AUDIT_HEAD_KEY.to_be_bytes(),
+            tag::AUDIT_HEAD,
+            sealed.value(),
+        );
+    }
     let sealed = meta
         .get(storage::META_AUDIT_HEAD)?
         .ok_or_else(|| Error::corrupted("audit head is missing"))?;
@@ -483,6 +519,9 @@ fn append_audit(
 ) -> Result<AuditHead> {
     if entries.is_empty() {
         return Ok(head);
+    }
+    if head.seq.saturating_add(entries.len() as u64) >= AUDIT_HEAD_KEY {
+        return Err(Error::corrupted("the audit log is full"));
     }
     let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, &mut entries)?;
     txn.open_table(AUDIT)?.insert(seq, sealed.as_slice())?;
@@ -1262,7 +1301,7 @@ fn unseal(
             "the header, key slots or settings were altered (header MAC mismatch)",
         ));
     }
-    let head = read_head(&meta, &keys, &vault_id)?;
+    let head = read_head(&txn.open_table(AUDIT)?, &meta, &keys, &vault_id)?;
     if head.settings != settings {
         return Err(Error::corrupted(
             "the settings do not match the audit head (rows from another copy of the vault)",
@@ -1292,7 +1331,7 @@ fn check_tail(
 ) -> Result<()> {
     let table = txn.open_table(AUDIT)?;
     let mismatch = || Error::corrupted("the audit head does not match the last audit record");
-    match table.last()? {
+    match table.range(..AUDIT_HEAD_KEY)?.next_back().transpose()? {
         None if head.seq == 0 => Ok(()),
         None => Err(mismatch()),
         Some((k, v)) => {

@@ -190,7 +190,31 @@ where
 pub fn audit_records_in(db: &redb::Database) -> u64 {
     let txn = db.begin_read().unwrap();
     let table = txn.open_table(AUDIT).unwrap();
-    table.last().unwrap().map_or(0, |(k, _)| k.value())
+    let last = table.range(..AUDIT_HEAD_KEY).unwrap().next_back();
+    last.map_or(0, |r| r.unwrap().0.value())
+}
+
+/// The key of the audit head's row in the audit table (after every block).
+pub const AUDIT_HEAD_KEY: u64 = u64::MAX;
+
+/// The sealed audit head of the vault file at `path`.
+pub fn audit_head_row(path: &Path) -> Option<Vec<u8>> {
+    get_row(path, AUDIT, AUDIT_HEAD_KEY)
+}
+
+/// Replaces (or with `None` removes) the audit head row of the vault file at `path`.
+pub fn set_audit_head_row(path: &Path, value: Option<&[u8]>) {
+    edit(path, |txn| {
+        let mut table = txn.open_table(AUDIT).unwrap();
+        match value {
+            Some(v) => {
+                table.insert(AUDIT_HEAD_KEY, v).unwrap();
+            }
+            None => {
+                table.remove(AUDIT_HEAD_KEY).unwrap();
+            }
+        }
+    });
 }
 
 /// The number of audit records committed in a snapshot of a vault's shared-memory storage.
