@@ -314,9 +314,7 @@ impl Vault {
             let table = cx.txn.open_table(AUDIT)?;
             // Rows are keyed by their last record: the first row at or after `after + 1`
             // holds that record.
-            'rows: for row in
-                table.range(after.saturating_add(1).min(AUDIT_HEAD_KEY)..AUDIT_HEAD_KEY)?
-            {
+            'rows: for row in table.range(after.saturating_add(1)..AUDIT_HEAD_KEY)? {
                 let (k, v) = row?;
                 let row = audit::open_row(cx.keys, cx.vault_id, k.value(), v.value())?;
                 for entry in row.entries {

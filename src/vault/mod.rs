@@ -520,7 +520,7 @@ fn append_audit(
     if entries.is_empty() {
         return Ok(head);
     }
-    if head.seq.saturating_add(entries.len() as u64) >= AUDIT_HEAD_KEY {
+    if head.seq.saturating_add(entries.len() as u64) == AUDIT_HEAD_KEY {
         return Err(Error::corrupted("the audit log is full"));
     }
     let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, &mut entries)?;
