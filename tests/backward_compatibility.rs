@@ -470,7 +470,7 @@ fn format1_vault_accepts_writes_and_purges_when_due() {
 /// header MAC, all in that commit's transaction; older checkpoints still hold.
 #[test]
 fn format1_vault_is_upgraded_by_its_first_commit() {
-    use tresor::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+    use tresor::redb::{Database, ReadableDatabase, TableDefinition};
     const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
     const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
     // (header format, head in meta, head in audit)
