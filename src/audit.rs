@@ -2,9 +2,9 @@
 //! tamper-evident.
 //!
 //! Every operation, allowed or refused, appends one record: sequence number, time, actor,
-//! operation, secret name, version, outcome. The records of one commit are sealed together as
-//! one row (a block; a buffered read's record joins the next commit's block) and the rows are
-//! chained: the row ending at record *n* carries
+//! operation, secret name, version, outcome. The records of one commit are sealed together in
+//! rows of up to 64 (blocks; a buffered read's record joins the next commit's blocks) and the
+//! rows are chained: the row ending at record *n* carries
 //! `MAC_n = BLAKE3-keyed(audit key, MAC_prev || encoded block)`, with the first `MAC_prev`
 //! derived from the vault id. The head `(n, MAC_n)` is sealed in its own row after the blocks and
 //! written in the same transaction as the block, so
@@ -196,6 +196,11 @@ pub(crate) fn genesis(audit_key: &[u8; 32], vault_id: &[u8; 16]) -> [u8; 32] {
 pub(crate) fn chain(audit_key: &[u8; 32], prev: &[u8; 32], encoded: &[u8]) -> [u8; 32] {
     crypto::mac(audit_key, &[prev, encoded])
 }
+
+/// The most records one block holds: a commit with more (a large import, a full buffer of read
+/// records) writes several blocks. Blocks of a few KiB share B-tree leaves; one block per large
+/// commit would be a value of many pages, which compaction cannot move.
+pub(crate) const BLOCK_ENTRIES: usize = 64;
 
 /// One row of the `audit` table, opened: its records (one or more, consecutive, the last one's
 /// sequence number being the row key) and the chain MAC after them.

@@ -507,7 +507,7 @@ fn read_head(
     )
 }
 
-/// Appends `entries` to the chain after `head` as one block, giving them sequence numbers;
+/// Appends `entries` to the chain after `head` as blocks, giving them sequence numbers;
 /// writes and returns the new head (which keeps `head.settings`). Writes nothing when there is
 /// nothing new.
 fn append_audit(
@@ -523,13 +523,19 @@ fn append_audit(
     if head.seq.saturating_add(entries.len() as u64) == AUDIT_HEAD_KEY {
         return Err(Error::corrupted("the audit log is full"));
     }
-    let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, &mut entries)?;
-    txn.open_table(AUDIT)?.insert(seq, sealed.as_slice())?;
-    let head = AuditHead {
-        seq,
-        mac,
-        settings: head.settings,
-    };
+    let mut head = head;
+    {
+        let mut table = txn.open_table(AUDIT)?;
+        for block in entries.chunks_mut(audit::BLOCK_ENTRIES) {
+            let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, block)?;
+            table.insert(seq, sealed.as_slice())?;
+            head = AuditHead {
+                seq,
+                mac,
+                settings: head.settings,
+            };
+        }
+    }
     write_head(txn, keys, vault_id, &head)?;
     Ok(head)
 }
