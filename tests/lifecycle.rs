@@ -1340,6 +1340,55 @@ fn listings_page_through_everything_once() {
 // ---------------------------------------------------------------------------------------------
 // Compaction
 
+/// Secrets arrive in keyed-hash order, which leaves B-tree leaves about two thirds full;
+/// compaction rebuilds the tables in key order, so that they fill their leaves.
+#[test]
+fn compact_refills_the_leaves_of_tables_written_in_hash_order() {
+    use tresor::redb::{ReadableDatabase, ReadableTableMetadata};
+    let (_dir, path) = temp_path("refill.tresor");
+    let v = Vault::create(&path, &key(1), Options::new().clock(clock())).unwrap();
+    let plain = SetOptions::new();
+    let value = [7u8; 256];
+    for batch in 0..4 {
+        let names: Vec<String> = (0..500).map(|i| format!("s-{batch}-{i}")).collect();
+        v.set_many(names.iter().map(|n| (n.as_str(), value.as_slice(), &plain)))
+            .unwrap();
+    }
+    // (stored bytes, bytes of leaf and branch pages left unused) of `secrets` and `version_ids`.
+    let fill = |path: &std::path::Path| {
+        let db = raw(path);
+        let txn = db.begin_read().unwrap();
+        let s = txn.open_table(SECRETS).unwrap().stats().unwrap();
+        let i = txn.open_table(VERSION_IDS).unwrap().stats().unwrap();
+        [
+            (s.stored_bytes(), s.fragmented_bytes()),
+            (i.stored_bytes(), i.fragmented_bytes()),
+        ]
+    };
+    drop(v);
+    for (stored, unused) in fill(&path) {
+        assert!(
+            unused * 5 > stored,
+            "hash order leaves room: {unused} of {stored}"
+        );
+    }
+    let size_before = std::fs::metadata(&path).unwrap().len();
+    let v = Vault::open(&path, &key(1), Options::new().clock(clock())).unwrap();
+    v.compact().unwrap();
+    drop(v);
+    for (stored, unused) in fill(&path) {
+        assert!(
+            unused * 10 < stored,
+            "rebuilt tables are full: {unused} of {stored}"
+        );
+    }
+    let size_after = std::fs::metadata(&path).unwrap().len();
+    assert!(size_after < size_before, "{size_after} < {size_before}");
+    let v = Vault::open(&path, &key(1), Options::new().verify_integrity(true)).unwrap();
+    assert_eq!(v.list_all().unwrap().len(), 2000);
+    assert_eq!(v.get("s-3-499").unwrap().expose(), value.as_slice());
+}
+
 #[test]
 fn compact_keeps_the_data_and_drops_purged_bytes() {
     let (_dir, path) = temp_path("compact.tresor");
