@@ -1,15 +1,18 @@
-//! Every later version of tresor opens a vault written by format 1 and reads all of it.
+//! Every later version of tresor opens the vaults written by earlier formats and reads all of
+//! them.
 //!
-//! `tests/data/format1.tresor` was written once by the format-1 engine (the ignored test
-//! `generate_format1_fixture` below; never regenerate it for a later format — add a new fixture
-//! instead). Its credentials are test-only: the key in `tests/data/format1.key` (owner slot) and
-//! the passphrase below (writer slot, Argon2id at `KdfParams::MINIMUM`). `tests/data/format1.expected`
-//! lists what it holds: every live secret with every kept version and property, the deleted
-//! secret with its versions, key slots, settings, the audit record count and a checkpoint.
+//! `tests/data/format1.tresor` was written once by the format-1 engine, `tests/data/format2.tresor`
+//! by the format-2 engine, both by the same script (the ignored test `generate_fixture` below,
+//! which writes the current format's fixture; never regenerate one for a later format, add a new
+//! fixture instead). Their credentials are test-only: the key in `tests/data/formatN.key` (owner
+//! slot) and the passphrase below (writer slot, Argon2id at `KdfParams::MINIMUM`).
+//! `tests/data/formatN.expected` lists what a fixture holds: every live secret with every kept
+//! version and property, the deleted secret with its versions, key slots, settings, the audit
+//! record count and a checkpoint.
 //!
-//! Opening writes (an audit record, automatic purges), so the test works on a copy. Its audit
-//! log is in the first layout (one row per record, the head in `meta`): the tests also cover
-//! reading it, chaining blocks after it, and the upgrade to format 2 by the first commit.
+//! Opening writes (an audit record, automatic purges), so the tests work on copies. The format-1
+//! audit log is in the first layout (one row per record, the head in `meta`): the tests also
+//! cover reading it, chaining blocks after it, and the upgrade to format 2 by the first commit.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -82,19 +85,25 @@ fn clock(t: i64) -> ManualClock {
     ManualClock::new(Timestamp::from_unix(t))
 }
 
-/// Writes the format-1 fixture and its manifest. Run once, by hand:
-/// `cargo test --test backward_compatibility -- --ignored generate_format1_fixture`.
+/// The fixture the current engine writes: bump with the file format.
+const CURRENT: &str = "format2";
+
+/// Every committed fixture.
+const FIXTURES: [&str; 2] = ["format1", "format2"];
+
+/// Writes the current format's fixture and its manifest. Run once per format, by hand:
+/// `cargo test --test backward_compatibility -- --ignored generate_fixture`.
 #[test]
-#[ignore = "writes tests/data/format1.*; run by hand only to create the fixture"]
-fn generate_format1_fixture() {
+#[ignore = "writes tests/data/formatN.*; run by hand only to create a new format's fixture"]
+fn generate_fixture() {
     let dir = data_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("format1.tresor");
+    let path = dir.join(format!("{CURRENT}.tresor"));
     assert!(!path.exists(), "the fixture exists: never regenerate it");
     let c = clock(WRITTEN_AT);
     let key = Credential::generate_key().unwrap();
     std::fs::write(
-        dir.join("format1.key"),
+        dir.join(format!("{CURRENT}.key")),
         format!("{}\n", &*key.key_hex().unwrap()),
     )
     .unwrap();
@@ -224,15 +233,15 @@ fn generate_format1_fixture() {
     writeln!(m, "audit {n}").unwrap();
     writeln!(m, "checkpoint {cp}").unwrap();
     v.close().unwrap();
-    std::fs::write(dir.join("format1.expected"), m).unwrap();
+    std::fs::write(dir.join(format!("{CURRENT}.expected")), m).unwrap();
 }
 
 /// The fixture copied into a temporary directory.
-fn fixture() -> (tempfile::TempDir, PathBuf, Credential) {
+fn fixture(name: &str) -> (tempfile::TempDir, PathBuf, Credential) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("format1.tresor");
-    std::fs::copy(data_dir().join("format1.tresor"), &path).unwrap();
-    let key = Credential::key_file(data_dir().join("format1.key")).unwrap();
+    let path = dir.path().join(format!("{name}.tresor"));
+    std::fs::copy(data_dir().join(format!("{name}.tresor")), &path).unwrap();
+    let key = Credential::key_file(data_dir().join(format!("{name}.key"))).unwrap();
     (dir, path, key)
 }
 
@@ -246,8 +255,8 @@ struct Expected {
     checkpoint: Checkpoint,
 }
 
-fn expected() -> Expected {
-    let text = std::fs::read_to_string(data_dir().join("format1.expected")).unwrap();
+fn expected(name: &str) -> Expected {
+    let text = std::fs::read_to_string(data_dir().join(format!("{name}.expected"))).unwrap();
     let mut e = Expected {
         settings: String::new(),
         slots: Vec::new(),
@@ -320,9 +329,15 @@ fn settings_line(v: &Vault) -> String {
 }
 
 #[test]
-fn format1_vault_opens_and_reads_everything() {
-    let want = expected();
-    let (_dir, path, key) = fixture();
+fn every_fixture_opens_and_reads_everything() {
+    for name in FIXTURES {
+        opens_and_reads_everything(name);
+    }
+}
+
+fn opens_and_reads_everything(name: &str) {
+    let want = expected(name);
+    let (_dir, path, key) = fixture(name);
     let v = Vault::open(
         &path,
         &key,
@@ -416,9 +431,15 @@ fn format1_vault_opens_and_reads_everything() {
 }
 
 #[test]
-fn format1_vault_accepts_writes_and_purges_when_due() {
-    let want = expected();
-    let (_dir, path, key) = fixture();
+fn every_fixture_accepts_writes_and_purges_when_due() {
+    for name in FIXTURES {
+        accepts_writes_and_purges_when_due(name);
+    }
+}
+
+fn accepts_writes_and_purges_when_due(name: &str) {
+    let want = expected(name);
+    let (_dir, path, key) = fixture(name);
     let c = clock(READ_AT);
     let v = Vault::open(&path, &key, Options::new().clock(c.clone())).unwrap();
     // New versions continue the old sequences; new secrets, deletes and slots work.
@@ -493,8 +514,8 @@ fn format1_vault_is_upgraded_by_its_first_commit() {
         )
     }
 
-    let want = expected();
-    let (_dir, path, key) = fixture();
+    let want = expected("format1");
+    let (_dir, path, key) = fixture("format1");
     assert_eq!(layout(&path), (1, true, false));
     // Reads without audit records commit nothing: the file stays format 1.
     let v = Vault::open(
