@@ -152,7 +152,7 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
             .to_vec(),
         ),
         (
-            "audit_block",
+            "audit-block",
             encoding::encode(
                 tag::AUDIT_BLOCK,
                 &AuditBlock {
