@@ -536,7 +536,7 @@ impl Vault {
             let page = page_of(&table, after, limit, |hash, bytes| {
                 let rec: SecretRecord =
                     keys.open(vault_id, TableId::Secrets, hash, tag::SECRET, bytes)?;
-                Ok(props(&rec.name, &rec.current))
+                Ok(into_props(rec.name, rec.current).0)
             })?;
             Ok((page, None))
         })
