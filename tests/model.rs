@@ -2,7 +2,8 @@
 //! in-memory model of the rules (versions, check-and-set, properties, soft-delete, recover, purge,
 //! purge protection, retention, automatic purges, version limits, backups, roles, key slots,
 //! master key rotation, reopening, audit levels), comparing every result, every error kind and,
-//! at the end of each case, the whole audit log.
+//! at the end of each case, the whole audit log; each case ends with `verify_audit` and
+//! `check_integrity`.
 //!
 //! The vault lives on a shared in-memory redb backend, so that closing and reopening it (which
 //! runs the automatic purge and records the open) costs no disk I/O.
@@ -1645,6 +1646,10 @@ impl Run {
             .verify_audit()
             .map_err(|e| TestCaseError::fail(format!("verify_audit: {e:?}")))?;
         prop_assert!(n >= want.len() as u64);
+        // Every record authenticates in its place, with its versions and index entries.
+        self.v()
+            .check_integrity()
+            .map_err(|e| TestCaseError::fail(format!("check_integrity: {e:?}")))?;
         Ok(())
     }
 }
