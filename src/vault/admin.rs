@@ -17,7 +17,7 @@ use super::{
 use crate::audit::{self, AuditRecord, Checkpoint, Operation};
 use crate::crypto;
 use crate::encoding::{
-    self, AuditHead, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
+    self, AuditEntry, AuditHead, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
 };
 use crate::error::{Error, Result};
 use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
@@ -36,8 +36,14 @@ pub struct Progress {
     pub total: u64,
 }
 
-/// Verifies the whole audit chain in `txn`; returns the number of records.
-fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Result<u64> {
+/// Verifies the whole audit chain in `txn`; returns the number of records. `each` sees every
+/// record of the verified chain, in order.
+fn verify_chain(
+    txn: &ReadTransaction,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    mut each: impl FnMut(&AuditEntry),
+) -> Result<u64> {
     let table = txn.open_table(AUDIT)?;
     let head = read_head(&table, &txn.open_table(META)?, keys, vault_id)?;
     let mut mac = audit::genesis(&keys.audit, vault_id);
@@ -54,6 +60,7 @@ fn verify_chain(txn: &ReadTransaction, keys: &Keys, vault_id: &[u8; 16]) -> Resu
         }
         mac = row.mac;
         count = seq;
+        row.entries.iter().for_each(&mut each);
     }
     if head.seq != count || !crypto::mac_eq(&head.mac, &mac) {
         return Err(Error::AuditBroken {
@@ -75,6 +82,39 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         dst.insert(k.value(), v.value())?;
     }
     Ok(())
+}
+
+/// What the audit log says of a secret: live or soft-deleted, with its current version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recorded {
+    Live([u8; 16]),
+    Deleted([u8; 16]),
+}
+
+/// Applies one audit record to the secrets it says exist (by lowercase name): the successful
+/// operations that create, replace, delete, recover, restore or purge a secret.
+fn replay(state: &mut HashMap<String, Recorded>, e: &AuditEntry) {
+    let (None, Some(name)) = (&e.outcome, &e.name) else {
+        return;
+    };
+    let key = name.to_ascii_lowercase();
+    match (Operation::from_code(e.operation), e.version) {
+        (Some(Operation::SecretSet | Operation::SecretRestore), Some(v)) => {
+            state.insert(key, Recorded::Live(v));
+        }
+        (Some(Operation::SecretDelete), Some(v)) => {
+            state.insert(key, Recorded::Deleted(v));
+        }
+        (Some(Operation::SecretRecover), _) => {
+            if let Some(Recorded::Deleted(v)) = state.get(&key).copied() {
+                state.insert(key, Recorded::Live(v));
+            }
+        }
+        (Some(Operation::SecretPurge), _) => {
+            state.remove(&key);
+        }
+        _ => {}
+    }
 }
 
 /// Rewrites the table `def` in key order (through a scratch table, within `txn`), so that its
@@ -385,7 +425,7 @@ impl Vault {
         self.authorize(Operation::AuditVerify, None)?;
         self.flush()?;
         self.read(Operation::AuditVerify, None, |cx| {
-            Ok((verify_chain(&cx.txn, cx.keys, cx.vault_id)?, None))
+            Ok((verify_chain(&cx.txn, cx.keys, cx.vault_id, |_| {})?, None))
         })
     }
 
@@ -405,8 +445,11 @@ impl Vault {
         })
     }
 
-    /// A full check: redb's page checksums, every record's authentication and place, and the
-    /// audit chain. Returns the number of records checked.
+    /// A full check: redb's page checksums, every record's authentication and place, the audit
+    /// chain, and the secrets against the chain: replaying its successful sets, deletes,
+    /// recoveries, restores and purges must give exactly the live and deleted secrets found,
+    /// with their current versions (a secret removed with all its rows, or put back after its
+    /// purge, is [`Error::Corrupted`]). Returns the number of records checked.
     pub fn check_integrity(&self) -> Result<u64> {
         self.authorize(Operation::AuditVerify, None)?;
         self.flush()?;
@@ -432,6 +475,8 @@ impl Vault {
         let mut n = 0u64;
         // Per secret: (first kept sequence, current sequence, current version id).
         let mut live = HashMap::new();
+        // Per lowercase name: what the tables hold.
+        let mut found: HashMap<String, Recorded> = HashMap::new();
         for (def, which) in [(SECRETS, TableId::Secrets), (DELETED, TableId::Deleted)] {
             for row in txn.open_table(def)?.iter()? {
                 let (k, v) = row?;
@@ -451,6 +496,11 @@ impl Vault {
                 if live.insert(hash, entry).is_some() {
                     return Err(Error::corrupted("a secret is both live and deleted"));
                 }
+                let state = match which {
+                    TableId::Secrets => Recorded::Live(rec.current.id),
+                    _ => Recorded::Deleted(rec.current.id),
+                };
+                found.insert(rec.name.to_ascii_lowercase(), state);
                 n += 1;
             }
         }
@@ -504,7 +554,16 @@ impl Vault {
             return Err(Error::corrupted("a version index entry is missing"));
         }
         n += super::tokens::verify(&txn, keys, vid)?;
-        n += verify_chain(&txn, keys, vid)?;
+        // The chain says which secrets exist: a secret removed with all its rows, put back from
+        // an older copy, or added from another vault with the same key contradicts it.
+        let mut recorded: HashMap<String, Recorded> = HashMap::new();
+        n += verify_chain(&txn, keys, vid, |e| replay(&mut recorded, e))?;
+        if recorded != found {
+            return Err(Error::corrupted(
+                "the secrets do not match the audit log (a secret removed, replaced or added \
+                 outside tresor)",
+            ));
+        }
         Ok(n)
     }
 }
