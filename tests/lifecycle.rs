@@ -1449,7 +1449,7 @@ fn compact_keeps_the_data_and_drops_purged_bytes() {
 type SecretRows = (Vec<u8>, Vec<(([u8; 16], [u8; 16]), u64)>);
 
 fn secret_rows(path: &std::path::Path, hash: [u8; 16]) -> SecretRows {
-    use tresor::redb::{ReadableDatabase, ReadableTable};
+    use tresor::redb::ReadableDatabase;
     let db = raw(path);
     let txn = db.begin_read().unwrap();
     let record = txn
