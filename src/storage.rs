@@ -22,7 +22,8 @@ pub(crate) const SECRETS: TableDefinition<NameHash, &[u8]> = TableDefinition::ne
 /// (name hash, sequence) → sealed older version.
 pub(crate) const VERSIONS: TableDefinition<(NameHash, u64), &[u8]> =
     TableDefinition::new("versions");
-/// (name hash, version id) → sequence: finds a version by id in one lookup.
+/// (name hash, version id) → sequence: finds an older version by id in one lookup (the current
+/// version is in the secret's record; files written before this rule also index it).
 pub(crate) const VERSION_IDS: TableDefinition<(NameHash, [u8; 16]), u64> =
     TableDefinition::new("version_ids");
 /// Name hash → sealed soft-deleted secret record.

@@ -505,9 +505,9 @@ impl Vault {
             }
         }
         // Every kept version between a secret's first and current sequence has its row, retired
-        // versions lie before the first, and every version (current, kept, retired) has exactly
-        // one index entry pointing at it: a removed row or a stale record replayed into its own
-        // row (both authenticate) breaks one of these.
+        // versions lie before the first, and every older version (kept, retired) has exactly one
+        // index entry pointing at it: a removed row or a stale record replayed into its own row
+        // (both authenticate) breaks one of these; a secret removed whole, the audit replay below.
         let mut kept: HashMap<NameHash, u64> = HashMap::new();
         let mut ids: HashMap<(NameHash, u64), [u8; 16]> = HashMap::new();
         for (def, which) in [(VERSIONS, TableId::Versions), (RETIRED, TableId::Retired)] {
@@ -532,22 +532,28 @@ impl Vault {
                 n += 1;
             }
         }
-        for (hash, &(first, current, id)) in &live {
+        for (hash, &(first, current, _)) in &live {
             if kept.get(hash).copied().unwrap_or(0) != current - first {
                 return Err(Error::corrupted("a kept version of a secret is missing"));
             }
-            ids.insert((*hash, current), id);
         }
         let mut indexed = 0usize;
         for row in txn.open_table(VERSION_IDS)?.iter()? {
             let (k, seq) = row?;
             let (hash, id) = k.value();
-            if ids.get(&(hash, seq.value())) != Some(&id) {
+            let seq = seq.value();
+            if ids.get(&(hash, seq)) == Some(&id) {
+                indexed += 1;
+            } else if live
+                .get(&hash)
+                .is_none_or(|&(_, current, current_id)| (current, current_id) != (seq, id))
+            {
+                // Files written before the index held only older versions also have an entry
+                // for each current version; any other entry is out of place.
                 return Err(Error::corrupted(
                     "an orphaned or misplaced version index entry",
                 ));
             }
-            indexed += 1;
             n += 1;
         }
         if indexed != ids.len() {

@@ -272,7 +272,6 @@ impl WriteCx<'_> {
             if expected != rec.current.seq {
                 return Err(Error::InvalidBackup("the blob's versions are incomplete"));
             }
-            ids.insert((hash, rec.current.id), rec.current.seq)?;
         }
         let sealed = seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?;
         self.txn

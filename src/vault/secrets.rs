@@ -308,6 +308,8 @@ impl WriteCx<'_> {
                 {
                     return Err(Error::VersionConflict);
                 }
+                // The superseded version moves to `versions` and into the index; the current
+                // version is found through the secret's own record.
                 let old = std::mem::replace(&mut rec.current, version);
                 rec.current.seq = old.seq + 1;
                 let sealed =
@@ -315,6 +317,7 @@ impl WriteCx<'_> {
                 self.txn
                     .open_table(VERSIONS)?
                     .insert((hash, old.seq), sealed.as_slice())?;
+                tables.ids.insert((hash, old.id), old.seq)?;
                 if opts.max_versions.is_some() {
                     rec.max_versions = opts.max_versions;
                 }
@@ -338,10 +341,6 @@ impl WriteCx<'_> {
                 }
             }
         };
-        // Every version, the current one too, is indexed: a secret's rows then always include
-        // one outside its own record, so removing the record alone leaves a trace that
-        // `check_integrity` finds.
-        tables.ids.insert((hash, rec.current.id), rec.current.seq)?;
         self.prune(&hash, &mut rec, &mut tables.ids)?;
         tables.secrets.insert(
             hash,
