@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::secret::VersionId;
 use crate::slot::Role;
 use crate::storage::Keys;
+use zeroize::Zeroizing;
 
 /// How reads are audited (writes are always audited in their own transaction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -207,8 +208,9 @@ pub(crate) const BLOCK_ENTRIES: usize = 64;
 pub(crate) struct AuditRow {
     pub entries: Vec<AuditEntry>,
     pub mac: [u8; 32],
-    /// The bytes the row's MAC covers after the previous MAC.
-    covered: Vec<u8>,
+    /// The bytes the row's MAC covers after the previous MAC (decrypted record bytes: wiped
+    /// when dropped).
+    covered: Zeroizing<Vec<u8>>,
 }
 
 impl AuditRow {
@@ -235,7 +237,7 @@ pub(crate) fn open_row(
     let plain = keys.open_bytes(vault_id, TableId::Audit, &key.to_be_bytes(), sealed)?;
     let row = if plain.first() == Some(&tag::AUDIT) {
         let stored: AuditStored = encoding::decode(tag::AUDIT, &plain)?;
-        let covered = encoding::encode(tag::AUDIT, &stored.entry, 64).to_vec();
+        let covered = encoding::encode(tag::AUDIT, &stored.entry, 64);
         AuditRow {
             entries: vec![stored.entry],
             mac: stored.mac,
@@ -243,8 +245,10 @@ pub(crate) fn open_row(
         }
     } else {
         let block: AuditBlock = encoding::decode(tag::AUDIT_BLOCK, &plain)?;
-        // Decoded, so the record ends with the 32 bytes of the MAC.
-        let covered = plain[..plain.len() - 32].to_vec();
+        // Decoded, so the record ends with the 32 bytes of the MAC: what it covers is the rest.
+        let mut covered = plain;
+        let body = covered.len() - 32;
+        covered.truncate(body);
         AuditRow {
             entries: block.entries,
             mac: block.mac,

@@ -1,7 +1,7 @@
 //! The redb tables of a vault file, the keys derived from the master key, and sealing of
 //! records into rows.
 
-use redb::TableDefinition;
+use redb::{ReadableTable, Table, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
@@ -42,6 +42,23 @@ pub(crate) const META_AUDIT_HEAD: &str = "audit_head";
 /// The row of `audit` holding the sealed audit head, after every block: the head and the newest
 /// block share a leaf, so a commit rewrites one tree fewer than with the head in `meta`.
 pub(crate) const AUDIT_HEAD_KEY: u64 = u64::MAX;
+
+/// Copies every row of `src` into `dst` as it is (sealed rows stay valid: their associated data
+/// names the table and key, not the file or page).
+pub(crate) fn copy_rows<K, V>(
+    src: &impl ReadableTable<K, V>,
+    dst: &mut Table<'_, K, V>,
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    for row in src.iter()? {
+        let (k, v) = row?;
+        dst.insert(k.value(), v.value())?;
+    }
+    Ok(())
+}
 
 /// The subkeys of one master key.
 pub(crate) struct Keys {

@@ -75,13 +75,7 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     to: &WriteTransaction,
     def: TableDefinition<K, V>,
 ) -> Result<()> {
-    let src = from.open_table(def)?;
-    let mut dst = to.open_table(def)?;
-    for row in src.iter()? {
-        let (k, v) = row?;
-        dst.insert(k.value(), v.value())?;
-    }
-    Ok(())
+    storage::copy_rows(&from.open_table(def)?, &mut to.open_table(def)?)
 }
 
 /// What the audit log says of a secret: live or soft-deleted, with its current version.
@@ -126,14 +120,8 @@ fn repack<K: redb::Key + 'static, V: redb::Value + 'static>(
 ) -> Result<()> {
     let scratch_name = format!("{}.repack", def.name());
     let scratch = TableDefinition::<K, V>::new(&scratch_name);
-    let copy = |from: TableDefinition<K, V>, to: TableDefinition<K, V>| -> Result<()> {
-        let src = txn.open_table(from)?;
-        let mut dst = txn.open_table(to)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
-        Ok(())
+    let copy = |from: TableDefinition<K, V>, to: TableDefinition<K, V>| {
+        storage::copy_rows(&txn.open_table(from)?, &mut txn.open_table(to)?)
     };
     copy(def, scratch)?;
     txn.delete_table(def)?;

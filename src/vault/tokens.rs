@@ -177,12 +177,7 @@ pub(crate) fn copy(from: &ReadTransaction, to: &WriteTransaction) -> Result<()> 
     let Some(src) = read_table(from)? else {
         return Ok(());
     };
-    let mut dst = to.open_table(TOKENS)?;
-    for row in src.iter()? {
-        let (k, v) = row?;
-        dst.insert(k.value(), v.value())?;
-    }
-    Ok(())
+    crate::storage::copy_rows(&src, &mut to.open_table(TOKENS)?)
 }
 
 /// Opens every token record (full checks); returns how many there are.
