@@ -11,7 +11,7 @@ DURATION=${1:-15}
 CONNECTIONS=${2:-32}
 THREADS=${3:-2}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --quiet --release --bin tresor
+cargo build --quiet --release -p tresor-cli --bin tresor
 BIN="${CARGO_TARGET_DIR:-target}/release/tresor"
 WORK=$(mktemp -d)
 PID=

@@ -15,12 +15,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::access::Operation;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::encoding::{self, AuditBlock, AuditBlockRef, AuditEntry, AuditStored, TableId, tag};
 use crate::error::{Error, Result};
 use crate::secret::VersionId;
-use crate::slot::Role;
 use crate::storage::Keys;
 use zeroize::Zeroizing;
 
@@ -36,121 +36,6 @@ pub enum AuditLevel {
     Buffered,
     /// Reads are not recorded. Refused operations still are.
     Off,
-}
-
-macro_rules! operations {
-    ($($(#[$doc:meta])* $name:ident = $code:literal, $role:ident, $text:literal;)*) => {
-        /// An operation, as named in audit records (Azure Key Vault's event names where one exists).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum Operation {
-            $($(#[$doc])* $name,)*
-        }
-
-        impl Operation {
-            /// The stable numeric code stored in audit records.
-            pub fn code(self) -> u16 {
-                match self { $(Operation::$name => $code,)* }
-            }
-
-            /// The operation with this code.
-            pub fn from_code(c: u16) -> Option<Self> {
-                match c { $($code => Some(Operation::$name),)* _ => None }
-            }
-
-            /// The name (`"SecretGet"`, …).
-            pub fn as_str(self) -> &'static str {
-                match self { $(Operation::$name => stringify!($name),)* }
-            }
-
-            /// The least role allowed to perform it.
-            pub fn least_role(self) -> Role {
-                match self { $(Operation::$name => Role::$role,)* }
-            }
-
-            /// A verb phrase for messages ("read a secret").
-            pub fn describe(self) -> &'static str {
-                match self { $(Operation::$name => $text,)* }
-            }
-        }
-    };
-}
-
-operations! {
-    /// Write a new version.
-    SecretSet = 1, Writer, "write secrets";
-    /// Read a value.
-    SecretGet = 2, Reader, "read secrets";
-    /// Change a version's properties.
-    SecretUpdate = 3, Writer, "update secrets";
-    /// Soft-delete a secret.
-    SecretDelete = 4, Writer, "delete secrets";
-    /// List secrets.
-    SecretList = 5, Reader, "list secrets";
-    /// List a secret's versions.
-    SecretListVersions = 6, Reader, "list versions";
-    /// Purge a deleted secret.
-    SecretPurge = 7, Owner, "purge secrets";
-    /// Back a secret up.
-    SecretBackup = 8, Writer, "back secrets up";
-    /// Restore a secret from a backup.
-    SecretRestore = 9, Writer, "restore secrets";
-    /// Recover a deleted secret.
-    SecretRecover = 10, Writer, "recover secrets";
-    /// Read a deleted secret's properties.
-    SecretGetDeleted = 11, Reader, "read deleted secrets";
-    /// List deleted secrets.
-    SecretListDeleted = 12, Reader, "list deleted secrets";
-    /// Read a version's properties.
-    SecretGetProperties = 13, Reader, "read secret properties";
-    /// List secrets near or past expiry.
-    SecretListExpiring = 14, Reader, "list expiring secrets";
-    /// A version removed by `max_versions` (recorded with actor `system`).
-    SecretPrune = 15, Writer, "prune versions";
-    /// Write many secrets in one transaction (each also gets its own `SecretSet` record).
-    SecretImport = 16, Writer, "import secrets";
-    /// Create the vault.
-    VaultCreate = 32, Owner, "create the vault";
-    /// Unlock and open the vault.
-    VaultOpen = 33, Auditor, "open the vault";
-    /// Add a key slot.
-    SlotAdd = 34, Owner, "add key slots";
-    /// Remove a key slot.
-    SlotRemove = 35, Owner, "remove key slots";
-    /// List key slots.
-    SlotList = 36, Owner, "list key slots";
-    /// Change a slot's passphrase.
-    PassphraseChange = 37, Owner, "change passphrases";
-    /// Change a vault setting.
-    SettingsUpdate = 38, Owner, "change settings";
-    /// Rotate the master key.
-    KeyRotate = 40, Owner, "rotate the master key";
-    /// Compact the file.
-    Compact = 41, Owner, "compact the vault";
-    /// Copy the whole vault.
-    VaultBackup = 42, Owner, "copy the vault";
-    /// Purge deleted secrets past their scheduled purge date.
-    PurgeExpired = 43, Writer, "purge expired secrets";
-    /// Read the audit log.
-    AuditRead = 48, Auditor, "read the audit log";
-    /// Verify the audit chain.
-    AuditVerify = 49, Auditor, "verify the audit log";
-    /// Export a checkpoint.
-    AuditCheckpoint = 50, Auditor, "take checkpoints";
-    /// Create a bearer token (for `tresor serve`).
-    TokenCreate = 52, Owner, "create tokens";
-    /// List bearer tokens.
-    TokenList = 53, Owner, "list tokens";
-    /// Revoke a bearer token.
-    TokenRevoke = 54, Owner, "revoke tokens";
-    /// A bearer token presented that the vault does not know (recorded as a refusal).
-    TokenAuthenticate = 55, Reader, "authenticate tokens";
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.describe())
-    }
 }
 
 /// One audit record, as read back.

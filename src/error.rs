@@ -3,7 +3,9 @@
 //! Every failure a caller can act on has its own variant. No variant carries a secret value, a
 //! passphrase or key bytes: messages name the cause and, where it helps, a limit or a time.
 
+use crate::access::{Operation, Role};
 use crate::clock::Timestamp;
+use crate::limits::MAX_VALUE_LIMIT;
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
@@ -34,9 +36,9 @@ pub enum Error {
     #[error("forbidden: the {role} role may not {operation}")]
     Forbidden {
         /// The role of the caller.
-        role: crate::slot::Role,
+        role: Role,
         /// The operation that was refused.
-        operation: crate::audit::Operation,
+        operation: Operation,
     },
     /// Purge protection is on and the secret's retention period has not ended.
     #[error("purge protected: the secret may not be purged before {until}")]
@@ -170,7 +172,7 @@ impl From<redb::Error> for Error {
             redb::Error::Corrupted(msg) => Error::Corrupted(msg),
             redb::Error::ValueTooLarge(n) => Error::ValueTooLarge {
                 len: n,
-                max: crate::secret::MAX_VALUE_LIMIT,
+                max: MAX_VALUE_LIMIT,
             },
             redb::Error::UpgradeRequired(_) => {
                 Error::corrupted("not a vault of a known storage format")

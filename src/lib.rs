@@ -29,7 +29,9 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod audit;
 mod clock;
 mod crypto;
@@ -37,22 +39,24 @@ mod encoding;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod limits;
 mod secret;
 mod slot;
 mod storage;
 mod vault;
 
-pub use audit::{AuditLevel, AuditRecord, Checkpoint, Operation};
+pub use access::{Operation, Role};
+pub use audit::{AuditLevel, AuditRecord, Checkpoint};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, Result};
+pub use limits::{
+    DEFAULT_VALUE_LIMIT, MAX_CONTENT_TYPE_LEN, MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_VALUE_LIMIT,
+};
 pub use secret::{
-    DEFAULT_VALUE_LIMIT, DeletedSecret, Expect, GetOptions, MAX_CONTENT_TYPE_LEN, MAX_NAME_LEN,
-    MAX_TAG_LEN, MAX_TAGS, MAX_VALUE_LIMIT, Page, PropertiesUpdate, Secret, SecretProperties,
+    DeletedSecret, Expect, GetOptions, Page, PropertiesUpdate, Secret, SecretProperties,
     SetOptions, VersionId, validate_name,
 };
-pub use slot::{
-    Credential, KdfParams, KeyProvider, ProviderError, Role, SlotInfo, SlotKind, SlotSpec,
-};
+pub use slot::{Credential, KdfParams, KeyProvider, ProviderError, SlotInfo, SlotKind, SlotSpec};
 pub use vault::{
     MAX_TOKEN_LABEL_LEN, NewToken, Options, Progress, SYSTEM_ACTOR, TOKEN_PREFIX, TokenInfo, Vault,
     VaultSettings,

@@ -19,83 +19,16 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use zeroize::Zeroizing;
 
-use crate::audit::Operation;
+use crate::access::Role;
 use crate::clock::Timestamp;
 use crate::crypto::{self, Key, Sealer};
 use crate::encoding::{self, SlotDesc, SlotKindStored, SlotRecord};
 use crate::error::{Error, Result};
 
-/// What a key slot's holder may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Role {
-    /// Everything: secrets, purge, key slots, settings, rotation, audit.
-    Owner,
-    /// Read and write secrets: set, update, delete, recover, backup and restore, and all a reader may.
-    Writer,
-    /// Read secrets: get, properties and listings.
-    Reader,
-    /// Read and verify the audit log, take checkpoints; nothing else.
-    Auditor,
-}
+/// The corruption reported for a role code no release writes.
+pub(crate) const UNKNOWN_ROLE: &str = "unknown role in key slot";
 
-impl Role {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Role::Owner => 1,
-            Role::Writer => 2,
-            Role::Reader => 3,
-            Role::Auditor => 4,
-        }
-    }
-
-    pub(crate) fn from_code(c: u8) -> Result<Self> {
-        Ok(match c {
-            1 => Role::Owner,
-            2 => Role::Writer,
-            3 => Role::Reader,
-            4 => Role::Auditor,
-            _ => return Err(Error::corrupted("unknown role in key slot")),
-        })
-    }
-
-    /// Whether this role may perform `op`.
-    pub fn allows(self, op: Operation) -> bool {
-        match op.least_role() {
-            Role::Owner => self == Role::Owner,
-            Role::Writer => matches!(self, Role::Owner | Role::Writer),
-            Role::Reader => matches!(self, Role::Owner | Role::Writer | Role::Reader),
-            Role::Auditor => matches!(self, Role::Owner | Role::Auditor),
-        }
-    }
-
-    /// Whether this role has every right of `other` (so may hand `other` out).
-    pub fn includes(self, other: Role) -> bool {
-        match self {
-            Role::Owner => true,
-            Role::Writer => matches!(other, Role::Writer | Role::Reader),
-            Role::Reader => other == Role::Reader,
-            Role::Auditor => other == Role::Auditor,
-        }
-    }
-
-    /// The lowercase name (`"owner"`, `"writer"`, `"reader"`, `"auditor"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Writer => "writer",
-            Role::Reader => "reader",
-            Role::Auditor => "auditor",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
+/// Roles as written on command lines and in configuration (`owner`, `writer`, …).
 impl FromStr for Role {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -384,7 +317,7 @@ pub(crate) fn info(id: u32, rec: &SlotRecord) -> Result<SlotInfo> {
     Ok(SlotInfo {
         id,
         label: rec.desc.label.clone(),
-        role: Role::from_code(rec.desc.role)?,
+        role: Role::from_code(rec.desc.role).ok_or_else(|| Error::corrupted(UNKNOWN_ROLE))?,
         kind,
         created: rec.desc.created,
     })

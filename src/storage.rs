@@ -87,7 +87,7 @@ impl Keys {
     /// The redb key of a name: the keyed hash of its lowercase form (names compare
     /// case-insensitively). Valid names are folded on the stack.
     pub(crate) fn name_hash(&self, name: &str) -> NameHash {
-        let mut buf = [0u8; crate::secret::MAX_NAME_LEN];
+        let mut buf = [0u8; crate::limits::MAX_NAME_LEN];
         let bytes = name.as_bytes();
         let full = if let Some(b) = buf.get_mut(..bytes.len()) {
             b.copy_from_slice(bytes);

@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use super::{
     Inner, Vault, VaultSettings, append_audit, auth_mac, lock, read_head, read_settings, write_head,
 };
-use crate::audit::{self, AuditRecord, Checkpoint, Operation};
+use crate::access::Operation;
+use crate::audit::{self, AuditRecord, Checkpoint};
 use crate::crypto;
 use crate::encoding::{
     self, AuditEntry, AuditHead, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,

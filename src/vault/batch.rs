@@ -2,7 +2,7 @@
 
 use super::Vault;
 use super::secrets::SetTables;
-use crate::audit::Operation;
+use crate::access::Operation;
 use crate::error::Result;
 use crate::secret::{SecretProperties, SetOptions};
 

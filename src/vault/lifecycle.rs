@@ -10,7 +10,7 @@ use super::secrets::{
     seal_version,
 };
 use super::{Vault, WriteCx};
-use crate::audit::Operation;
+use crate::access::Operation;
 use crate::clock::Timestamp;
 use crate::encoding::{
     self, BackupPayload, Deletion, SecretRecord, TableId, VersionRecord, seq_key, tag,

@@ -5,7 +5,7 @@ use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
 use super::{ReadCx, Vault, WriteCx};
-use crate::audit::Operation;
+use crate::access::Operation;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::encoding::{SecretRecord, StoredProps, TableId, VersionRecord, seq_key, tag};

@@ -20,12 +20,12 @@ use redb::{
 use zeroize::Zeroizing;
 
 use super::Vault;
-use crate::audit::Operation;
+use crate::access::Operation;
+use crate::access::Role;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::encoding::{TableId, TokenRecord, tag};
 use crate::error::{Error, Result};
-use crate::slot::Role;
 use crate::storage::Keys;
 
 /// Lookup hash → sealed [`TokenRecord`].
@@ -121,7 +121,8 @@ fn open_record(
     Ok(TokenInfo {
         id: token_id(hash),
         label: rec.label,
-        role: Role::from_code(rec.role)?,
+        role: Role::from_code(rec.role)
+            .ok_or_else(|| Error::corrupted(crate::slot::UNKNOWN_ROLE))?,
         created: rec.created,
     })
 }

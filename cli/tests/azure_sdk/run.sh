@@ -4,9 +4,9 @@
 # owner/writer/reader tokens, serves each on a free loopback port, runs the pytest suite, stops
 # the servers with SIGTERM and checks that they exit cleanly with the audit chain intact.
 #
-# Usage: tests/azure_sdk/run.sh [pytest args…]   (TRESOR_SDK_VENV=DIR reuses a virtualenv)
+# Usage: cli/tests/azure_sdk/run.sh [pytest args…]   (TRESOR_SDK_VENV=DIR reuses a virtualenv)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 ROOT=$PWD
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tresor"
 WORK=$(mktemp -d)
@@ -24,11 +24,11 @@ cleanup() {
 trap cleanup EXIT
 
 echo "-- building tresor"
-cargo build --quiet --bin tresor
+cargo build --quiet -p tresor-cli --bin tresor
 
 echo "-- installing the Azure SDK into a virtualenv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/azure_sdk/requirements.txt
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r cli/tests/azure_sdk/requirements.txt
 
 # start_server NAME [init flags…]: a fresh vault DIR=$WORK/NAME served on a free port; sets URL.
 start_server() {
@@ -87,7 +87,7 @@ export TRESOR_PP_OWNER_TOKEN
 
 echo "-- azure-keyvault-secrets against $TRESOR_URL and $TRESOR_PP_URL"
 status=0
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/azure_sdk "$@" || status=$?
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider cli/tests/azure_sdk "$@" || status=$?
 # pytest: 0 all passed, 1 some failed, 2 interrupted, 3 internal error, 4 usage error,
 # 5 no tests collected. Only 0 is a pass.
 if [ "$status" -ne 0 ]; then

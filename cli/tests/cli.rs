@@ -2,8 +2,6 @@
 //! status and its output, and the promise that no secret value leaks into any output but
 //! `get`'s, `export`'s and `run`'s child's.
 
-#![cfg(feature = "cli")]
-
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

@@ -1,7 +1,7 @@
 //! tresor's main job on a throwaway vault: create, set, versions, get, delete and recover,
 //! audit verification, and reopening with the key.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Run with `cargo run -p quickstart` (from anywhere in the workspace).
 
 use tresor::{Credential, Options, PropertiesUpdate, SetOptions, Vault};
 
