@@ -169,7 +169,7 @@ operations! {
     /// Copy the whole vault.
     VaultBackup = 42, Owner, "copy the vault";
     /// Purge deleted secrets past their scheduled purge date.
-    PurgeExpired = 43, Writer, "purge expired secrets";
+    PurgeExpired = 43, Owner, "purge expired secrets";
     /// Read the audit log.
     AuditRead = 48, Auditor, "read the audit log";
     /// Verify the audit chain.
@@ -189,5 +189,67 @@ operations! {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.describe())
+    }
+}
+
+/// The credential an audit record says acted: the key slot that unlocked the handle, or the
+/// bearer token a request of `tresor serve` presented, with the role the handle acted with.
+/// Records the vault writes by itself (actor `system`) name none.
+///
+/// ```
+/// use tresor::{Credential, Options, Principal, Role, Vault};
+///
+/// let vault = Vault::create_in_memory(&Credential::generate_key()?, Options::new())?;
+/// vault.set("db-password", "hunter2")?;
+/// let log = vault.audit(0, 100)?;
+/// let last = log.last().expect("a record");
+/// assert_eq!(last.principal, Some(Principal::Slot { id: 1, role: Role::Owner }));
+/// # Ok::<(), tresor::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Principal {
+    /// A key slot, by its id.
+    Slot {
+        /// The slot's id.
+        id: u32,
+        /// The role the handle acted with.
+        role: Role,
+    },
+    /// A bearer token, by its public id (16 hexadecimal characters, as `list_tokens` shows).
+    Token {
+        /// The token's public id.
+        id: String,
+        /// The role the handle acted with.
+        role: Role,
+    },
+}
+
+impl Principal {
+    /// The role the handle acted with.
+    pub fn role(&self) -> Role {
+        match self {
+            Principal::Slot { role, .. } | Principal::Token { role, .. } => *role,
+        }
+    }
+
+    /// The same credential acting with `role`.
+    pub(crate) fn with_role(&self, role: Role) -> Principal {
+        match self {
+            Principal::Slot { id, .. } => Principal::Slot { id: *id, role },
+            Principal::Token { id, .. } => Principal::Token {
+                id: id.clone(),
+                role,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Slot { id, role } => write!(f, "slot {id} ({role})"),
+            Principal::Token { id, role } => write!(f, "token {id} ({role})"),
+        }
     }
 }

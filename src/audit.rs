@@ -15,10 +15,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::access::Operation;
+use crate::access::{Operation, Principal, Role};
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::encoding::{self, AuditBlock, AuditBlockRef, AuditEntry, AuditStored, TableId, tag};
+use crate::encoding::{
+    self, AuditBlock, AuditBlockRef, AuditBlockV2, AuditEntry, AuditStored, PrincipalStored,
+    TableId, tag,
+};
 use crate::error::{Error, Result};
 use crate::secret::VersionId;
 use crate::storage::Keys;
@@ -56,6 +59,9 @@ pub struct AuditRecord {
     pub version: Option<VersionId>,
     /// `None` for success, else the error code ([`Error::code`]).
     pub error: Option<String>,
+    /// The credential that acted: the key slot or token behind the handle (`None` for the
+    /// vault's own records and for records written before file format 3).
+    pub principal: Option<Principal>,
 }
 
 impl AuditRecord {
@@ -69,8 +75,35 @@ impl AuditRecord {
             name: e.name,
             version: e.version.map(VersionId),
             error: e.outcome,
+            principal: e.principal.map(principal_from).transpose()?,
         })
     }
+}
+
+/// How a principal is stored in an audit record.
+pub(crate) fn principal_to(p: &Principal) -> PrincipalStored {
+    match p {
+        Principal::Slot { id, role } => PrincipalStored::Slot {
+            id: *id,
+            role: role.code(),
+        },
+        Principal::Token { id, role } => PrincipalStored::Token {
+            id: crypto::unhex::<8>(id).unwrap_or_default(),
+            role: role.code(),
+        },
+    }
+}
+
+fn principal_from(p: PrincipalStored) -> Result<Principal> {
+    let role =
+        |c| Role::from_code(c).ok_or_else(|| Error::corrupted("unknown role in audit record"));
+    Ok(match p {
+        PrincipalStored::Slot { id, role: r } => Principal::Slot { id, role: role(r)? },
+        PrincipalStored::Token { id, role: r } => Principal::Token {
+            id: crypto::hex(&id),
+            role: role(r)?,
+        },
+    })
 }
 
 /// The chain MAC before the first record.
@@ -120,24 +153,38 @@ pub(crate) fn open_row(
     sealed: &[u8],
 ) -> Result<AuditRow> {
     let plain = keys.open_bytes(vault_id, TableId::Audit, &key.to_be_bytes(), sealed)?;
-    let row = if plain.first() == Some(&tag::AUDIT) {
-        let stored: AuditStored = encoding::decode(tag::AUDIT, &plain)?;
-        let covered = encoding::encode(tag::AUDIT, &stored.entry, 64);
-        AuditRow {
-            entries: vec![stored.entry],
-            mac: stored.mac,
-            covered,
-        }
-    } else {
-        let block: AuditBlock = encoding::decode(tag::AUDIT_BLOCK, &plain)?;
-        // Decoded, so the record ends with the 32 bytes of the MAC: what it covers is the rest.
+    // The MAC of a block covers every byte of the record before it (its last 32 bytes).
+    let block_covered = |plain: Zeroizing<Vec<u8>>| {
         let mut covered = plain;
-        let body = covered.len() - 32;
+        let body = covered.len().saturating_sub(32);
         covered.truncate(body);
-        AuditRow {
-            entries: block.entries,
-            mac: block.mac,
-            covered,
+        covered
+    };
+    let row = match plain.first() {
+        Some(&tag::AUDIT) => {
+            let stored: AuditStored = encoding::decode(tag::AUDIT, &plain)?;
+            let covered = encoding::encode(tag::AUDIT, &stored.entry, 64);
+            AuditRow {
+                entries: vec![stored.entry.into()],
+                mac: stored.mac,
+                covered,
+            }
+        }
+        Some(&tag::AUDIT_BLOCK_V2) => {
+            let block: AuditBlockV2 = encoding::decode(tag::AUDIT_BLOCK_V2, &plain)?;
+            AuditRow {
+                entries: block.entries.into_iter().map(AuditEntry::from).collect(),
+                mac: block.mac,
+                covered: block_covered(plain),
+            }
+        }
+        _ => {
+            let block: AuditBlock = encoding::decode(tag::AUDIT_BLOCK, &plain)?;
+            AuditRow {
+                entries: block.entries,
+                mac: block.mac,
+                covered: block_covered(plain),
+            }
         }
     };
     let n = row.entries.len() as u64;

@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::clock::Timestamp;
+use crate::digest::Digests;
 use crate::error::{Error, Result};
 
 /// The file format this build writes in the header, and the newest it reads. Format 2 keeps the
 /// audit head in the `audit` table instead of `meta`; a format-1 file is upgraded in place by its
 /// first commit (docs/FORMAT.md).
-pub(crate) const FORMAT_VERSION: u16 = 2;
+pub(crate) const FORMAT_VERSION: u16 = 3;
 
 /// The format number bound into associated data, key-slot wraps and backup blobs: 1 since the
 /// first format (format 2 moved a row; what records bind is unchanged).
@@ -31,11 +32,17 @@ pub(crate) const MAGIC: &[u8; 8] = b"TRESOR\0\0";
 /// has a second layout, [`AuditBlock`]).
 pub(crate) mod tag {
     pub const SETTINGS: u8 = 0x11;
-    pub const AUDIT_HEAD: u8 = 0x21;
+    /// The audit head of formats 1 and 2 (read only).
+    pub const AUDIT_HEAD_V1: u8 = 0x21;
+    /// The audit head with the state digests and the chain's latest time (format 3).
+    pub const AUDIT_HEAD: u8 = 0x22;
     pub const SECRET: u8 = 0x31;
     pub const VERSION: u8 = 0x41;
     pub const AUDIT: u8 = 0x51;
-    pub const AUDIT_BLOCK: u8 = 0x52;
+    /// Blocks of format 2 (records without a principal; read only).
+    pub const AUDIT_BLOCK_V2: u8 = 0x52;
+    /// Blocks of records naming their principal (format 3).
+    pub const AUDIT_BLOCK: u8 = 0x53;
     pub const SLOT: u8 = 0x61;
     pub const BACKUP: u8 = 0x71;
     pub const HEADER: u8 = 0x81;
@@ -190,7 +197,14 @@ pub(crate) fn encode_header(h: &Header) -> Vec<u8> {
     out
 }
 
+/// Decodes the header; see [`header_format`] for the format number it carries.
 pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header> {
+    header_format(bytes)?;
+    decode(tag::HEADER, &bytes[10..])
+}
+
+/// The format number of a header, checked: 1 to [`FORMAT_VERSION`].
+pub(crate) fn header_format(bytes: &[u8]) -> Result<u16> {
     if bytes.len() < 10 || &bytes[..8] != MAGIC {
         return Err(Error::corrupted("not a tresor vault"));
     }
@@ -204,7 +218,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header> {
     if format == 0 {
         return Err(Error::corrupted("format version 0"));
     }
-    decode(tag::HEADER, &bytes[10..])
+    Ok(format)
 }
 
 /// Vault settings, sealed in `meta["settings"]` and covered by the header MAC.
@@ -215,14 +229,43 @@ pub(crate) struct Settings {
     pub max_versions: Option<u32>,
 }
 
-/// The audit chain head, sealed in `meta["audit_head"]` and rewritten by every commit. It
-/// carries a copy of the settings, so that the `settings` and `auth` rows of an older copy of
-/// the vault cannot be put back without the head (which the audit table's tail then contradicts).
+/// The audit chain head, sealed in `audit[2^64 − 1]` and rewritten by every commit. It carries a
+/// copy of the settings, the latest time the chain recorded, and the state digest of every table
+/// (`None` only when read from a file of format 1 or 2, which had none; the first commit adds it).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct AuditHead {
     pub seq: u64,
     pub mac: [u8; 32],
     pub settings: Settings,
+    pub time: Timestamp,
+    pub digests: Option<Digests>,
+}
+
+/// The audit head of formats 1 and 2 (tag 0x21), read only.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AuditHeadV1 {
+    pub seq: u64,
+    pub mac: [u8; 32],
+    pub settings: Settings,
+}
+
+/// Decodes an audit head of either layout. A head of formats 1 and 2 has no digests, and its
+/// time is unknown: `time` stands in (the caller passes the last record's time).
+pub(crate) fn decode_head(
+    bytes: &[u8],
+    time: impl FnOnce() -> Result<Timestamp>,
+) -> Result<AuditHead> {
+    if bytes.first() == Some(&tag::AUDIT_HEAD_V1) {
+        let h: AuditHeadV1 = decode(tag::AUDIT_HEAD_V1, bytes)?;
+        return Ok(AuditHead {
+            seq: h.seq,
+            mac: h.mac,
+            settings: h.settings,
+            time: time()?,
+            digests: None,
+        });
+    }
+    decode(tag::AUDIT_HEAD, bytes)
 }
 
 /// When a secret or a version was soft-deleted, and when it will be purged.
@@ -279,22 +322,69 @@ pub(crate) struct AuditEntry {
     pub version: Option<[u8; 16]>,
     /// `None` for success, else the error code.
     pub outcome: Option<String>,
+    /// The credential that acted; `None` for the vault's own records (actor `system`) and for
+    /// records written before format 3.
+    pub principal: Option<PrincipalStored>,
+}
+
+/// The credential behind an audit record: a key slot or a bearer token, with the role the
+/// handle acted with.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PrincipalStored {
+    /// A key slot, by id (variant 0).
+    Slot { id: u32, role: u8 },
+    /// A bearer token, by the first 8 bytes of its lookup hash (its public id; variant 1).
+    Token { id: [u8; 8], role: u8 },
+}
+
+/// An audit record as formats 1 and 2 stored it (no principal): read only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditEntryV1 {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub actor: String,
+    pub operation: u16,
+    pub name: Option<String>,
+    pub version: Option<[u8; 16]>,
+    pub outcome: Option<String>,
+}
+
+impl From<AuditEntryV1> for AuditEntry {
+    fn from(e: AuditEntryV1) -> Self {
+        AuditEntry {
+            seq: e.seq,
+            time: e.time,
+            actor: e.actor,
+            operation: e.operation,
+            name: e.name,
+            version: e.version,
+            outcome: e.outcome,
+            principal: None,
+        }
+    }
 }
 
 /// One audit record as first stored (layout 1 of the audit kind, tag 0x51: sealed in `audit`,
 /// keyed by its sequence number). Still read; new records are written as [`AuditBlock`]s.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuditStored {
-    pub entry: AuditEntry,
+    pub entry: AuditEntryV1,
     pub mac: [u8; 32],
 }
 
-/// The audit records of one commit (layout 2 of the audit kind, tag 0x52: sealed in `audit`,
+/// The audit records of one commit (layout 3 of the audit kind, tag 0x53: sealed in `audit`,
 /// keyed by the sequence number of its last record). `mac` is the chain MAC after the block and
 /// covers every byte of the encoded block before it, so it is the last 32 bytes of the record.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuditBlock {
     pub entries: Vec<AuditEntry>,
+    pub mac: [u8; 32],
+}
+
+/// A block as format 2 wrote it (layout 2, tag 0x52: records without a principal), read only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditBlockV2 {
+    pub entries: Vec<AuditEntryV1>,
     pub mac: [u8; 32],
 }
 
@@ -399,10 +489,10 @@ mod tests {
             vault_id: [1; 16],
             created: Timestamp::from_unix(5),
         };
-        // "TRESOR\0\0", format 2 (LE), tag 0x81, 16 bytes of vault id, created = 5 (zigzag 10).
+        // "TRESOR\0\0", format 3 (LE), tag 0x81, 16 bytes of vault id, created = 5 (zigzag 10).
         assert_eq!(
             hex(&encode_header(&h)),
-            "545245534f520000020081010101010101010101010101010101010a"
+            "545245534f520000030081010101010101010101010101010101010a"
         );
         // A format-1 header still reads.
         let mut older = encode_header(&h);
@@ -418,7 +508,7 @@ mod tests {
     }
 
     /// A block written through [`AuditBlockRef`] decodes as an [`AuditBlock`], and its MAC is the
-    /// record's last 32 bytes (the audit chain relies on both).
+    /// record's last 32 bytes (the audit chain relies on both). Records name their principal.
     #[test]
     fn audit_block_layout() {
         let entry = AuditEntry {
@@ -429,8 +519,16 @@ mod tests {
             name: Some("db".into()),
             version: None,
             outcome: None,
+            principal: Some(PrincipalStored::Slot { id: 1, role: 1 }),
         };
-        let entries = vec![entry.clone(), AuditEntry { seq: 8, ..entry }];
+        let entries = vec![
+            entry.clone(),
+            AuditEntry {
+                seq: 8,
+                principal: None,
+                ..entry
+            },
+        ];
         let bytes = encode(
             tag::AUDIT_BLOCK,
             &AuditBlockRef {
@@ -442,12 +540,38 @@ mod tests {
         assert_eq!(&bytes[bytes.len() - 32..], &[0xcd; 32]);
         assert_eq!(
             hex(&bytes[..bytes.len() - 32]),
-            "52020780c49fd50c056f776e65720201026462000008\
-             80c49fd50c056f776e657202010264620000"
+            "53020780c49fd50c056f776e6572020102646200000100010108\
+             80c49fd50c056f776e65720201026462000000"
         );
         let back: AuditBlock = decode(tag::AUDIT_BLOCK, &bytes).unwrap();
         assert_eq!(back.entries, entries);
         assert_eq!(back.mac, [0xcd; 32]);
+    }
+
+    /// Format 2's blocks (records without a principal) keep their bytes and still decode.
+    #[test]
+    fn audit_block_v2_layout() {
+        let entry = AuditEntryV1 {
+            seq: 7,
+            time: Timestamp::from_unix(1_700_000_000),
+            actor: "owner".into(),
+            operation: 2,
+            name: Some("db".into()),
+            version: None,
+            outcome: None,
+        };
+        let block = AuditBlockV2 {
+            entries: vec![entry.clone(), AuditEntryV1 { seq: 8, ..entry }],
+            mac: [0xcd; 32],
+        };
+        let bytes = encode(tag::AUDIT_BLOCK_V2, &block, 0);
+        assert_eq!(
+            hex(&bytes[..bytes.len() - 32]),
+            "52020780c49fd50c056f776e65720201026462000008\
+             80c49fd50c056f776e657202010264620000"
+        );
+        let back: AuditBlockV2 = decode(tag::AUDIT_BLOCK_V2, &bytes).unwrap();
+        assert_eq!(back, block);
     }
 
     #[test]

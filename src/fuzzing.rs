@@ -6,8 +6,8 @@
 //! file, so that fuzzers and tests can feed it arbitrary bytes directly.
 
 use crate::encoding::{
-    self, AuditBlock, AuditHead, AuditStored, BackupPayload, SecretRecord, Settings, SlotRecord,
-    VersionRecord, tag,
+    self, AuditBlock, AuditBlockV2, AuditEntryV1, AuditHead, AuditHeadV1, AuditStored,
+    BackupPayload, PrincipalStored, SecretRecord, Settings, SlotRecord, VersionRecord, tag,
 };
 use crate::error::Result;
 use crate::slot::{self, Credential, SlotInfo, Unwrapped};
@@ -43,10 +43,12 @@ pub fn decode_any_record(bytes: &[u8]) -> usize {
     }
     n += round_trip::<Settings>(tag::SETTINGS, bytes);
     n += round_trip::<AuditHead>(tag::AUDIT_HEAD, bytes);
+    n += round_trip::<AuditHeadV1>(tag::AUDIT_HEAD_V1, bytes);
     n += round_trip::<SecretRecord>(tag::SECRET, bytes);
     n += round_trip::<VersionRecord>(tag::VERSION, bytes);
     n += round_trip::<AuditStored>(tag::AUDIT, bytes);
     n += round_trip::<AuditBlock>(tag::AUDIT_BLOCK, bytes);
+    n += round_trip::<AuditBlockV2>(tag::AUDIT_BLOCK_V2, bytes);
     n += round_trip::<SlotRecord>(tag::SLOT, bytes);
     n += round_trip::<BackupPayload>(tag::BACKUP, bytes);
     n
@@ -85,7 +87,7 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
         deleted: None,
         current: version(2, b"v2"),
     };
-    let entry = AuditEntry {
+    let legacy = AuditEntryV1 {
         seq: 7,
         time: t,
         actor: "owner".into(),
@@ -93,6 +95,10 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
         name: Some("db-password".into()),
         version: Some([2; 16]),
         outcome: None,
+    };
+    let entry = AuditEntry {
+        principal: Some(PrincipalStored::Slot { id: 1, role: 1 }),
+        ..AuditEntry::from(legacy.clone())
     };
     let spec = slot::SlotSpec::new(Credential::key([0x42; 32]), "owner");
     let (slot_rec, _) = slot::new_slot(&spec, &[0; 16], 0, &crate::crypto::random_key()?, t)?;
@@ -129,6 +135,10 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
                         purge_protection: true,
                         max_versions: Some(3),
                     },
+                    time: crate::clock::Timestamp::from_unix(1_700_000_000),
+                    digests: Some(crate::digest::Digests(
+                        [[9; 32]; crate::digest::TABLES.len()],
+                    )),
                 },
                 0,
             )
@@ -144,8 +154,20 @@ pub fn sample_records() -> Result<Vec<(&'static str, Vec<u8>)>> {
             encoding::encode(
                 tag::AUDIT,
                 &AuditStored {
-                    entry: entry.clone(),
+                    entry: legacy.clone(),
                     mac: [1; 32],
+                },
+                0,
+            )
+            .to_vec(),
+        ),
+        (
+            "audit-block-v2",
+            encoding::encode(
+                tag::AUDIT_BLOCK_V2,
+                &AuditBlockV2 {
+                    entries: vec![legacy.clone(), AuditEntryV1 { seq: 2, ..legacy }],
+                    mac: [2; 32],
                 },
                 0,
             )

@@ -32,9 +32,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod actor;
 mod audit;
 mod clock;
 mod crypto;
+mod digest;
 mod encoding;
 mod error;
 #[doc(hidden)]
@@ -45,7 +47,8 @@ mod slot;
 mod storage;
 mod vault;
 
-pub use access::{Operation, Role};
+pub use access::{Operation, Principal, Role};
+pub use actor::SYSTEM_ACTOR;
 pub use audit::{AuditLevel, AuditRecord, Checkpoint};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, Result};
@@ -58,8 +61,7 @@ pub use secret::{
 };
 pub use slot::{Credential, KdfParams, KeyProvider, ProviderError, SlotInfo, SlotKind, SlotSpec};
 pub use vault::{
-    MAX_TOKEN_LABEL_LEN, NewToken, Options, Progress, SYSTEM_ACTOR, TOKEN_PREFIX, TokenInfo, Vault,
-    VaultSettings,
+    MAX_TOKEN_LABEL_LEN, NewToken, Options, Progress, TOKEN_PREFIX, TokenInfo, Vault, VaultSettings,
 };
 
 /// The README's examples compile and run as doctests.

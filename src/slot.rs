@@ -286,20 +286,6 @@ pub struct SlotInfo {
     pub created: Timestamp,
 }
 
-pub(crate) const MAX_LABEL_LEN: usize = 128;
-
-/// Refuses a slot label or identity that would name the vault itself
-/// ([`SYSTEM_ACTOR`](crate::SYSTEM_ACTOR), in any case) as the actor of a caller's audit
-/// records: those would pass for automatic purges and pruning.
-pub(crate) fn check_not_system(actor: &str) -> Result<()> {
-    if actor.eq_ignore_ascii_case(crate::vault::SYSTEM_ACTOR) {
-        return Err(Error::invalid(
-            "\"system\" is reserved for the vault's own audit records",
-        ));
-    }
-    Ok(())
-}
-
 pub(crate) fn info(id: u32, rec: &SlotRecord) -> Result<SlotInfo> {
     let kind = match &rec.desc.kind {
         SlotKindStored::Passphrase {
@@ -401,10 +387,8 @@ pub(crate) fn new_slot(
     mk: &Key,
     now: Timestamp,
 ) -> Result<(SlotRecord, Key)> {
-    if spec.label.is_empty() || spec.label.chars().count() > MAX_LABEL_LEN {
-        return Err(Error::invalid("a slot label has 1 to 128 characters"));
-    }
-    check_not_system(&spec.label)?;
+    // The label is the default actor of the slot's audit records.
+    crate::actor::check(&spec.label, "a slot label")?;
     let salt: [u8; 16] = crypto::random()?;
     let (kind, kek) = match &spec.credential {
         Credential::Passphrase(p) => {

@@ -34,6 +34,9 @@ pub(crate) const RETIRED: TableDefinition<(NameHash, u64), &[u8]> = TableDefinit
 /// hold rows of one record each); [`AUDIT_HEAD_KEY`] → sealed audit head.
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
+/// Lookup hash of a bearer token → sealed token record (created by the first token).
+pub(crate) const TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tokens");
+
 pub(crate) const META_HEADER: &str = "header";
 pub(crate) const META_SETTINGS: &str = "settings";
 pub(crate) const META_AUTH: &str = "auth";
@@ -67,6 +70,8 @@ pub(crate) struct Keys {
     name: Key,
     pub audit: Key,
     pub meta: Key,
+    /// Keys the state digest (see `digest`).
+    pub state: Key,
     pub backup: Sealer,
 }
 
@@ -79,6 +84,7 @@ impl Keys {
             name: crypto::derive("tresor 2026 name hash key v1", &mk),
             audit: crypto::derive("tresor 2026 audit chain key v1", &mk),
             meta: crypto::derive("tresor 2026 header mac key v1", &mk),
+            state: crypto::derive("tresor 2026 state digest key v1", &mk),
             backup: Sealer::new(&backup),
             mk,
         }

@@ -437,8 +437,8 @@ fn a_newer_format_is_unsupported() {
     sample_file(&path);
     let header = meta_row(&path, "header").unwrap();
     assert_eq!(&header[..8], b"TRESOR\0\0");
-    assert_eq!(u16::from_le_bytes([header[8], header[9]]), 2);
-    for format in [3u16, 0xffff] {
+    assert_eq!(u16::from_le_bytes([header[8], header[9]]), 3);
+    for format in [4u16, 0xffff] {
         let copy = copy_to(&path, &format!("format-{format}.tresor"));
         let mut h = header.clone();
         h[8..10].copy_from_slice(&format.to_le_bytes());
@@ -446,7 +446,7 @@ fn a_newer_format_is_unsupported() {
         match open(&copy, &key(1)) {
             Err(Error::UnsupportedFormat { found, supported }) => {
                 assert_eq!(found, format);
-                assert_eq!(supported, 2);
+                assert_eq!(supported, 3);
             }
             other => panic!("format {format}: {other:?}"),
         }
@@ -780,7 +780,7 @@ fn calls(blob: Vec<u8>, scratch: std::path::PathBuf) -> Vec<Call> {
         c("recover", Operation::SecretRecover, WRITERS, |v| {
             v.recover("other").map(drop)
         }),
-        c("purge_expired", Operation::PurgeExpired, WRITERS, |v| {
+        c("purge_expired", Operation::PurgeExpired, OWNER, |v| {
             v.purge_expired().map(drop)
         }),
         c("purge", Operation::SecretPurge, OWNER, |v| v.purge("gone")),

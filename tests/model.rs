@@ -434,6 +434,8 @@ struct Data {
     deleted: BTreeMap<String, MDeleted>,
     retired: Vec<MRetired>,
     slots: Vec<MSlot>,
+    /// Whether the write at hand may destroy data (its handle's role may purge).
+    may_destroy: bool,
 }
 
 struct Model {
@@ -449,6 +451,10 @@ struct Model {
     next_key: u8,
     /// The last checkpoint taken, with the key generation it was taken under.
     checkpoint: Option<(tresor::Checkpoint, u32)>,
+    /// The latest time of a committed audit record (the vault's audit head keeps it).
+    committed: i64,
+    /// The time of the latest record still buffered (not committed), if any.
+    pending: Option<i64>,
 }
 
 fn fold(name: &str) -> String {
@@ -487,8 +493,7 @@ fn allows(role: Role, op: Operation) -> bool {
         | O::SecretDelete
         | O::SecretRecover
         | O::SecretBackup
-        | O::SecretRestore
-        | O::PurgeExpired => Role::Writer,
+        | O::SecretRestore => Role::Writer,
         O::AuditRead | O::AuditVerify | O::AuditCheckpoint => Role::Auditor,
         _ => Role::Owner,
     };
@@ -501,12 +506,12 @@ fn allows(role: Role, op: Operation) -> bool {
 }
 
 impl Data {
-    /// Purges what is due at `now`; returns the records, and how many were purged.
-    fn purge_due(&mut self, now: i64, records: &mut Vec<Rec>) -> u64 {
+    /// Purges what is due by `due` (records made at `now`); returns how many were purged.
+    fn purge_due(&mut self, due: i64, now: i64, records: &mut Vec<Rec>) -> u64 {
         let mut n = 0;
         let mut kept = Vec::new();
         for r in std::mem::take(&mut self.retired) {
-            if r.due <= now {
+            if r.due <= due {
                 records.push(sys(now, Operation::SecretPurge, None, Some(r.id)));
                 n += 1;
             } else {
@@ -517,7 +522,7 @@ impl Data {
         let due: Vec<String> = self
             .deleted
             .iter()
-            .filter(|(_, d)| d.scheduled_purge <= now)
+            .filter(|(_, d)| d.scheduled_purge <= due)
             .map(|(k, _)| k.clone())
             .collect();
         for folded in due {
@@ -543,11 +548,12 @@ impl Data {
             let seq = s.first_seq;
             s.first_seq += 1;
             if let Some(v) = s.versions.remove(&seq) {
-                if protection {
+                // A handle that may not destroy data leaves a pruned version due at once.
+                if protection || !self.may_destroy {
                     self.retired.push(MRetired {
                         folded: folded.to_string(),
                         id: v.id,
-                        due,
+                        due: if protection { due } else { now },
                     });
                 }
                 records.push(sys(now, Operation::SecretPrune, Some(&s.name), Some(v.id)));
@@ -654,7 +660,47 @@ fn done<T>(value: T, version: Option<VersionId>) -> Done<T> {
 }
 
 impl Model {
+    /// A record of a read or a refusal: committed at once when reads are audited durably,
+    /// else buffered until the next commit.
     fn record(
+        &mut self,
+        op: Operation,
+        name: Option<&str>,
+        version: Option<VersionId>,
+        err: Option<&Fail>,
+    ) {
+        self.push(op, name, version, err);
+        if self.level == AuditLevel::Durable {
+            self.commit();
+        } else {
+            self.pending = Some(self.now);
+        }
+    }
+
+    /// Every record so far is committed (a write, a durable read, a rotation).
+    fn commit(&mut self) {
+        self.committed = self.now;
+        self.pending = None;
+    }
+
+    /// Buffered records are committed (a flush, closing the handle).
+    fn flush(&mut self) {
+        if let Some(t) = self.pending.take() {
+            self.committed = self.committed.max(t);
+        }
+    }
+
+    /// What decides whether something is due: under purge protection, the clock at most a day
+    /// past the latest committed record.
+    fn purge_now(&self) -> i64 {
+        if self.data.purge_protection {
+            self.now.min(self.committed + DAY)
+        } else {
+            self.now
+        }
+    }
+
+    fn push(
         &mut self,
         op: Operation,
         name: Option<&str>,
@@ -710,13 +756,17 @@ impl Model {
         self.authorize(op, name)?;
         let mut data = self.data.clone();
         let mut records = Vec::new();
-        data.purge_due(self.now, &mut records);
+        data.may_destroy = self.role == Role::Owner;
+        if data.may_destroy {
+            data.purge_due(self.purge_now(), self.now, &mut records);
+        }
         match f(&mut data, self.now, &mut records) {
             Ok(d) => {
                 self.data = data;
                 self.log.extend(records);
                 let n = name.map(str::to_string).or(d.name);
-                self.record(op, n.as_deref(), d.version, None);
+                self.push(op, n.as_deref(), d.version, None);
+                self.commit();
                 Ok(d.value)
             }
             Err(e) => {
@@ -749,9 +799,15 @@ impl Model {
         if self.level != AuditLevel::Off {
             self.record(Operation::VaultOpen, None, None, None);
         }
-        let mut records = Vec::new();
-        self.data.purge_due(self.now, &mut records);
-        self.log.extend(records);
+        if self.role == Role::Owner {
+            let mut records = Vec::new();
+            let due = self.purge_now();
+            self.data.purge_due(due, self.now, &mut records);
+            if !records.is_empty() {
+                self.log.extend(records);
+                self.commit();
+            }
+        }
     }
 }
 
@@ -864,6 +920,7 @@ impl Run {
 
     fn reopen(&mut self, slot: &MSlot) -> Result<(), TestCaseError> {
         drop(self.vault.take());
+        self.model.flush();
         let v = Vault::open_with_backend(self.mem.clone(), &key(slot.key), self.options())
             .map_err(|e| TestCaseError::fail(format!("reopen: {e:?}")))?;
         prop_assert_eq!(v.role(), slot.role);
@@ -994,13 +1051,14 @@ impl Run {
             Op::Purge { name } => {
                 let name = NAMES[*name];
                 let got = self.v().purge(name);
+                let purge_now = self.model.purge_now();
                 let want = self
                     .model
-                    .write(Operation::SecretPurge, Some(name), |d, now, _| {
+                    .write(Operation::SecretPurge, Some(name), |d, _, _| {
                         valid_name(name)?;
                         let folded = fold(name);
                         let del = d.deleted.get(&folded).ok_or(fail("NotFound"))?;
-                        if d.purge_protection && now < del.scheduled_purge {
+                        if d.purge_protection && purge_now < del.scheduled_purge {
                             return Err(Fail {
                                 code: "PurgeProtected",
                                 until: Some(del.scheduled_purge),
@@ -1015,11 +1073,11 @@ impl Run {
             Op::PurgeExpired => {
                 let got = self.v().purge_expired();
                 // Everything due is purged (by the write's own pass) and counted.
-                let count = self
-                    .model
-                    .data
-                    .clone()
-                    .purge_due(self.model.now, &mut Vec::new());
+                let count = self.model.data.clone().purge_due(
+                    self.model.purge_now(),
+                    self.model.now,
+                    &mut Vec::new(),
+                );
                 let want = self.model.write(Operation::PurgeExpired, None, |_, _, _| {
                     Ok(done(count, None))
                 });
@@ -1106,6 +1164,7 @@ impl Run {
                 let s = slots[slot % slots.len()].clone();
                 if let (true, Some((cp, epoch))) = (*checkpoint, self.model.checkpoint) {
                     drop(self.vault.take());
+                    self.model.flush();
                     let r = Vault::open_with_backend(
                         self.mem.clone(),
                         &key(s.key),
@@ -1140,6 +1199,7 @@ impl Run {
                 let m = &mut self.model;
                 let want = match m.authorize(Operation::AuditCheckpoint, None) {
                     Ok(()) => {
+                        m.flush();
                         let n = m.log.len() as u64;
                         if m.level != AuditLevel::Off {
                             m.record(Operation::AuditCheckpoint, None, None, None);
@@ -1166,6 +1226,7 @@ impl Run {
                 // Recorded whatever the audit level (it is not a read).
                 let want = m.authorize(Operation::Compact, None).map(|()| {
                     m.record(Operation::Compact, None, None, None);
+                    m.flush();
                 });
                 same("compact", got, want, |_, _| Ok(()))
             }
@@ -1257,7 +1318,8 @@ impl Run {
                 let got = self.v().rotate_master_key(&creds, |_| {});
                 let want = match self.model.authorize(Operation::KeyRotate, None) {
                     Ok(()) => {
-                        self.model.record(Operation::KeyRotate, None, None, None);
+                        self.model.push(Operation::KeyRotate, None, None, None);
+                        self.model.commit();
                         self.model.epoch += 1;
                         Ok(())
                     }
@@ -1270,6 +1332,7 @@ impl Run {
                 let m = &mut self.model;
                 let want = match m.authorize(Operation::AuditVerify, None) {
                     Ok(()) => {
+                        m.flush();
                         let n = m.log.len() as u64;
                         if m.level != AuditLevel::Off {
                             m.record(Operation::AuditVerify, None, None, None);
@@ -1695,6 +1758,7 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
             deleted: BTreeMap::new(),
             retired: Vec::new(),
             slots: vec![owner.clone()],
+            may_destroy: true,
         },
         role: Role::Owner,
         actor: owner.label.clone(),
@@ -1711,6 +1775,8 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
         epoch: 0,
         next_key: 1,
         checkpoint: None,
+        committed: T0,
+        pending: None,
     };
     let mut run = Run {
         mem,

@@ -89,13 +89,13 @@ fn newer_format_and_altered_header_leave_the_file_untouched() {
         txn.commit().unwrap();
     };
     // A later format version.
-    edit(&|h| h[8..10].copy_from_slice(&3u16.to_le_bytes()));
+    edit(&|h| h[8..10].copy_from_slice(&4u16.to_le_bytes()));
     assert_refused_untouched(&path, &key(1), Options::new(), |e| {
-        matches!(e, Error::UnsupportedFormat { found: 3, .. })
+        matches!(e, Error::UnsupportedFormat { found: 4, .. })
     });
-    // Back to format 2, but another creation time: the header MAC no longer matches.
+    // Back to format 3, but another creation time: the header MAC no longer matches.
     edit(&|h| {
-        h[8..10].copy_from_slice(&2u16.to_le_bytes());
+        h[8..10].copy_from_slice(&3u16.to_le_bytes());
         let last = h.len() - 1;
         h[last] ^= 2;
     });

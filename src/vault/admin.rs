@@ -12,11 +12,12 @@ use redb::{
 use secrecy::SecretString;
 
 use super::{
-    Inner, Vault, VaultSettings, append_audit, auth_mac, lock, read_head, read_settings, write_head,
+    Inner, Vault, VaultSettings, auth_mac, lock, read_head, read_settings, seal_and_commit,
 };
 use crate::access::Operation;
 use crate::audit::{self, AuditRecord, Checkpoint};
 use crate::crypto;
+use crate::digest::{self, Txn};
 use crate::encoding::{
     self, AuditEntry, AuditHead, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
 };
@@ -265,17 +266,19 @@ impl Vault {
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
-        let result = self
-            .inner
-            .guard_write(|| rotate(&self.inner, &self.actor, credentials, &mut progress));
+        let result = self.inner.guard_write(|| {
+            rotate(
+                &self.inner,
+                self.entry(Operation::KeyRotate, None, None, None),
+                credentials,
+                &mut progress,
+            )
+        });
         if let Err(e) = &result
             && !matches!(e, Error::Poisoned)
         {
-            self.inner.note(
-                self.inner
-                    .entry(&self.actor, Operation::KeyRotate, None, None, Some(e)),
-                true,
-            )?;
+            self.inner
+                .note(self.entry(Operation::KeyRotate, None, None, Some(e)), true)?;
         }
         result
     }
@@ -294,11 +297,8 @@ impl Vault {
     /// recorded as a failure. Returns whether redb moved anything.
     pub fn compact(&self) -> Result<bool> {
         self.authorize(Operation::Compact, None)?;
-        self.inner.note(
-            self.inner
-                .entry(&self.actor, Operation::Compact, None, None, None),
-            true,
-        )?;
+        self.inner
+            .note(self.entry(Operation::Compact, None, None, None), true)?;
         self.flush()?;
         let result = {
             let mut store = self.inner.store_mut();
@@ -325,11 +325,8 @@ impl Vault {
             })
         };
         if let Err(e) = &result {
-            self.inner.note(
-                self.inner
-                    .entry(&self.actor, Operation::Compact, None, None, Some(e)),
-                true,
-            )?;
+            self.inner
+                .note(self.entry(Operation::Compact, None, None, Some(e)), true)?;
         }
         result
     }
@@ -366,11 +363,8 @@ impl Vault {
             let _ = std::fs::remove_file(path.as_ref());
         }
         let err = result.as_ref().err();
-        self.inner.note(
-            self.inner
-                .entry(&self.actor, Operation::VaultBackup, None, None, err),
-            true,
-        )?;
+        self.inner
+            .note(self.entry(Operation::VaultBackup, None, None, err), true)?;
         result
     }
 
@@ -559,6 +553,13 @@ impl Vault {
                  outside tresor)",
             ));
         }
+        // Every row of every table against the state digests of the head: a row replaced by an
+        // older copy of itself (properties, an older value, a revoked token, a removed slot)
+        // authenticates and agrees with the log, but not with the digest.
+        let head = read_head(&txn.open_table(AUDIT)?, &txn.open_table(META)?, keys, vid)?;
+        if let Some(expected) = head.digests {
+            digest::verify(&txn, &keys.state, &expected, 0..digest::TABLES.len())?;
+        }
         Ok(n)
     }
 }
@@ -585,7 +586,7 @@ where
 
 fn rotate(
     inner: &Inner,
-    actor: &str,
+    record: AuditEntry,
     credentials: &[Credential],
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
@@ -724,6 +725,9 @@ fn rotate(
         seq: 0,
         mac: audit::genesis(&new.audit, &vid),
         settings,
+        time: old_head.time,
+        // Recomputed under the new key when the rotation commits.
+        digests: None,
     };
     {
         let mut table = txn.open_table(AUDIT)?;
@@ -738,11 +742,8 @@ fn rotate(
             let (last, mac, sealed) =
                 audit::seal_block(&new, &vid, head.seq, &head.mac, &mut row.entries)?;
             table.insert(last, sealed.as_slice())?;
-            head = AuditHead {
-                seq: last,
-                mac,
-                settings,
-            };
+            head.seq = last;
+            head.mac = mac;
             tick(progress);
         }
     }
@@ -780,14 +781,13 @@ fn rotate(
         txn.open_table(META)?
             .insert(storage::META_AUTH, mac.as_slice())?;
     }
-    write_head(&txn, &new, &vid, &head)?;
     super::tokens::reseal(&txn, old, &new, &vid)?;
 
     let mut entries = std::mem::take(&mut *lock(&inner.pending));
-    entries.push(inner.entry(actor, Operation::KeyRotate, None, None, None));
+    entries.push(record);
     let mut head_guard = lock(&inner.head);
-    let committed = append_audit(&txn, &new, &vid, head, entries)
-        .and_then(|h| txn.commit().map(|()| h).map_err(Error::from));
+    // Every row changed key: the state digests are recomputed under the new master key.
+    let committed = seal_and_commit(Txn::new(txn, &new.state), &new, &vid, head, entries, true);
     match committed {
         Ok(h) => {
             *head_guard = h;

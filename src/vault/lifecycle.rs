@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redb::{ReadTransaction, ReadableTable, Table};
+use redb::{ReadTransaction, ReadableTable};
 
 use super::secrets::{
     check_limit, find_secret, load_version, page_of, parse_cursor, plus_days, props, seal_secret,
@@ -12,6 +12,7 @@ use super::secrets::{
 use super::{Vault, WriteCx};
 use crate::access::Operation;
 use crate::clock::Timestamp;
+use crate::digest::Tracked;
 use crate::encoding::{
     self, BackupPayload, Deletion, SecretRecord, TableId, VersionRecord, seq_key, tag,
 };
@@ -38,19 +39,17 @@ fn deleted_secret(rec: &SecretRecord) -> Result<DeletedSecret> {
 fn destroy(cx: &WriteCx<'_>, hash: &NameHash) -> Result<()> {
     cx.txn.open_table(DELETED)?.remove(hash)?;
     let all = (*hash, 0u64)..=(*hash, u64::MAX);
-    cx.txn
-        .open_table(VERSIONS)?
-        .retain_in(all.clone(), |_, _| false)?;
-    cx.txn.open_table(RETIRED)?.retain_in(all, |_, _| false)?;
+    cx.txn.open_table(VERSIONS)?.remove_range(all.clone())?;
+    cx.txn.open_table(RETIRED)?.remove_range(all)?;
     cx.txn
         .open_table(VERSION_IDS)?
-        .retain_in((*hash, [0u8; 16])..=(*hash, [0xffu8; 16]), |_, _| false)?;
+        .remove_range((*hash, [0u8; 16])..=(*hash, [0xffu8; 16]))?;
     Ok(())
 }
 
 /// Purges every deleted secret and retired version whose date has come (as actor `system`).
 pub(crate) fn purge_due(cx: &mut WriteCx<'_>) -> Result<u64> {
-    let now = cx.now;
+    let now = cx.purge_now;
     let mut left: Option<Timestamp> = None;
     let mut due_secrets = Vec::new();
     {
@@ -149,7 +148,7 @@ impl WriteCx<'_> {
         &mut self,
         hash: &NameHash,
         rec: &mut SecretRecord,
-        ids: &mut Table<'_, (NameHash, [u8; 16]), u64>,
+        ids: &mut Tracked<'_, '_, (NameHash, [u8; 16]), u64>,
     ) -> Result<()> {
         let settings = self.settings()?;
         let Some(limit) = rec.max_versions.or(settings.max_versions) else {
@@ -160,7 +159,7 @@ impl WriteCx<'_> {
             let seq = rec.first_seq;
             rec.first_seq += 1;
             let Some(mut v) = load_version(
-                &self.txn.open_table(VERSIONS)?,
+                &*self.txn.open_table(VERSIONS)?,
                 TableId::Versions,
                 self.keys,
                 self.vault_id,
@@ -171,8 +170,15 @@ impl WriteCx<'_> {
                 continue;
             };
             self.txn.open_table(VERSIONS)?.remove((*hash, seq))?;
-            if settings.purge_protection {
-                let due = plus_days(self.now, settings.retention_days);
+            if settings.purge_protection || !self.may_destroy {
+                // Under purge protection a pruned version waits out the retention period; a
+                // handle that may not destroy data (a writer) leaves it due at once, for the
+                // next purge by a handle that may.
+                let due = if settings.purge_protection {
+                    plus_days(self.now, settings.retention_days)
+                } else {
+                    self.now
+                };
                 v.retired = Some(Deletion {
                     deleted_on: self.now,
                     scheduled_purge: due,
@@ -193,7 +199,7 @@ impl WriteCx<'_> {
     fn delete(&mut self, name: &str) -> Result<DeletedSecret> {
         let mut secrets = self.txn.open_table(SECRETS)?;
         let (hash, mut rec) =
-            find_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, name)?;
+            find_secret(&*secrets, TableId::Secrets, self.keys, self.vault_id, name)?;
         let settings = self.settings()?;
         let d = Deletion {
             deleted_on: self.now,
@@ -213,7 +219,7 @@ impl WriteCx<'_> {
     fn recover(&mut self, name: &str) -> Result<SecretProperties> {
         let mut deleted = self.txn.open_table(DELETED)?;
         let (hash, mut rec) =
-            find_secret(&deleted, TableId::Deleted, self.keys, self.vault_id, name)?;
+            find_secret(&*deleted, TableId::Deleted, self.keys, self.vault_id, name)?;
         rec.deleted = None;
         deleted.remove(&hash)?;
         let sealed = seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?;
@@ -226,14 +232,14 @@ impl WriteCx<'_> {
 
     fn purge(&mut self, name: &str) -> Result<()> {
         let (hash, rec) = find_secret(
-            &self.txn.open_table(DELETED)?,
+            &*self.txn.open_table(DELETED)?,
             TableId::Deleted,
             self.keys,
             self.vault_id,
             name,
         )?;
         let d = deleted_secret(&rec)?;
-        if self.settings()?.purge_protection && self.now < d.scheduled_purge {
+        if self.settings()?.purge_protection && self.purge_now < d.scheduled_purge {
             return Err(Error::PurgeProtected {
                 until: d.scheduled_purge,
             });

@@ -19,20 +19,18 @@ mod options;
 mod secrets;
 mod tokens;
 mod txn;
-pub use options::{Options, SYSTEM_ACTOR, VaultSettings};
+pub use options::{Options, VaultSettings};
 pub use tokens::{MAX_TOKEN_LABEL_LEN, NewToken, TOKEN_PREFIX, TokenInfo};
 use txn::{
-    Inner, ReadCx, WriteCx, append_audit, auth_mac, guard_panics, lock, read_head, read_settings,
-    write_head,
+    Inner, ReadCx, WriteCx, auth_mac, guard_panics, lock, read_head, read_settings, seal_and_commit,
 };
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::access::Role;
+use crate::access::{Principal, Role};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::slot;
 
 /// An open vault. `Send + Sync`: share it (or clones of it) between threads; reads run in
 /// parallel, writes are serialised.
@@ -58,6 +56,8 @@ pub struct Vault {
     inner: Arc<Inner>,
     actor: Arc<str>,
     role: Role,
+    /// The credential behind this handle, named by its audit records.
+    principal: Option<Principal>,
 }
 
 impl fmt::Debug for Vault {
@@ -125,14 +125,12 @@ impl Vault {
             ));
         }
         let actor = actor.into();
-        if actor.is_empty() || actor.chars().count() > slot::MAX_LABEL_LEN {
-            return Err(Error::invalid("an actor name has 1 to 128 characters"));
-        }
-        slot::check_not_system(&actor)?;
+        crate::actor::check(&actor, "an actor name")?;
         Ok(Vault {
             inner: self.inner.clone(),
             actor: actor.into(),
             role,
+            principal: self.principal.as_ref().map(|p| p.with_role(role)),
         })
     }
 

@@ -10,9 +10,10 @@ use redb::{
     WriteTransaction,
 };
 
-use crate::access::{Operation, Role};
+use crate::access::{Operation, Principal, Role};
 use crate::audit::{self, Checkpoint};
 use crate::crypto::{self, Key};
+use crate::digest::{self, Digests};
 use crate::encoding::{self, AuditHead, Header, Settings, SlotRecord, tag};
 use crate::error::{Error, Result};
 use crate::limits::MAX_VALUE_LIMIT;
@@ -24,7 +25,6 @@ use crate::storage::{
 
 use super::txn::{
     GuardedDb, Inner, Store, WriteCx, auth_mac, guard_panics, lock, read_head, read_settings,
-    write_head,
 };
 use super::{Options, Vault};
 
@@ -136,10 +136,7 @@ impl Vault {
             return Err(Error::invalid("the value limit is 1 byte to 4 MiB"));
         }
         if let Some(actor) = &options.actor {
-            if actor.is_empty() || actor.chars().count() > slot::MAX_LABEL_LEN {
-                return Err(Error::invalid("an actor name has 1 to 128 characters"));
-            }
-            slot::check_not_system(actor)?;
+            crate::actor::check(actor, "an actor name")?;
         }
         Ok(())
     }
@@ -193,21 +190,9 @@ impl Vault {
             seq: 0,
             mac: audit::genesis(&keys.audit, &vault_id),
             settings,
+            time: now,
+            digests: Some(Digests::default()),
         };
-        let txn = db.begin_write()?;
-        create_tables(&txn)?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let header = encoding::encode_header(&Header {
-                vault_id,
-                created: now,
-            });
-            meta.insert(storage::META_HEADER, header.as_slice())?;
-            let mut slots = txn.open_table(SLOTS)?;
-            let bytes = encoding::encode(tag::SLOT, &slot_rec, 128);
-            slots.insert(1u32, bytes.as_slice())?;
-        }
-        write_head(&txn, &keys, &vault_id, &genesis)?;
         let inner = Self::new_inner(db, keys, vault_id, genesis, &options);
         *lock(&inner.unlocked) = Some((1, kek));
         let vault = Vault {
@@ -217,16 +202,30 @@ impl Vault {
                 .unwrap_or(options.label.clone())
                 .into(),
             role: options.role,
+            principal: Some(Principal::Slot {
+                id: 1,
+                role: options.role,
+            }),
             inner: Arc::new(inner),
         };
         {
             let store = vault.inner.store();
-            let mut cx = WriteCx::new(&txn, &store.keys, &vault.inner.vault_id, now);
+            let txn = Inner::begin(&store)?;
+            create_tables(txn.raw())?;
+            {
+                let header = encoding::encode_header(&Header {
+                    vault_id,
+                    created: now,
+                });
+                txn.open_table(META)?
+                    .insert(storage::META_HEADER, header.as_slice())?;
+                let bytes = encoding::encode(tag::SLOT, &slot_rec, 128);
+                txn.open_table(SLOTS)?.insert(1u32, bytes.as_slice())?;
+            }
+            let mut cx = WriteCx::new(&txn, &store.keys, &vault.inner.vault_id, now, now);
             cx.write_settings(&settings)?;
             drop(cx);
-            let record = vault
-                .inner
-                .entry(&vault.actor, Operation::VaultCreate, None, None, None);
+            let record = vault.entry(Operation::VaultCreate, None, None, None);
             vault.inner.commit(&store, txn, vec![record])?;
         }
         Ok(vault)
@@ -266,18 +265,16 @@ impl Vault {
                 .unwrap_or(rec.desc.label.clone())
                 .into(),
             role,
+            principal: Some(Principal::Slot { id: slot_id, role }),
             inner: Arc::new(inner),
         };
         if options.verify_integrity {
             vault.verify_records()?;
         }
         vault.compute_purge_hint()?;
-        vault.inner.note(
-            vault
-                .inner
-                .entry(&vault.actor, Operation::VaultOpen, None, None, None),
-            false,
-        )?;
+        vault
+            .inner
+            .note(vault.entry(Operation::VaultOpen, None, None, None), false)?;
         vault.purge_if_due()?;
         Ok(vault)
     }
@@ -329,11 +326,15 @@ pub(super) fn unseal(
     let meta = txn
         .open_table(META)
         .map_err(|_| Error::corrupted("not a tresor vault (no metadata table)"))?;
-    let header = encoding::decode_header(
-        meta.get(storage::META_HEADER)?
-            .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?
-            .value(),
-    )?;
+    let (header, format) = {
+        let bytes = meta
+            .get(storage::META_HEADER)?
+            .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?;
+        (
+            encoding::decode_header(bytes.value())?,
+            encoding::header_format(bytes.value())?,
+        )
+    };
     let vault_id = header.vault_id;
     let slots = txn.open_table(SLOTS)?;
     let mut unlocked = None;
@@ -389,6 +390,19 @@ pub(super) fn unseal(
         ));
     }
     check_tail(txn, &keys, &vault_id, &head)?;
+    // The small tables (header, settings and MAC; key slots; tokens) against the head's state
+    // digests: a removed slot or a revoked token put back from an older copy fails here. A
+    // file of format 3 or later always has digests: a head without them came from an older
+    // copy of the file.
+    match &head.digests {
+        Some(d) => digest::verify(txn, &keys.state, d, digest::SMALL)?,
+        None if format >= 3 => {
+            return Err(Error::corrupted(
+                "the audit head has no state digest (a head put back from an older copy)",
+            ));
+        }
+        None => {}
+    }
     if let Some(cp) = checkpoint {
         check_checkpoint(txn, &keys, &vault_id, &head, cp)?;
     }

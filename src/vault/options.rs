@@ -9,9 +9,6 @@ use crate::encoding::Settings;
 use crate::limits::DEFAULT_VALUE_LIMIT;
 use crate::slot::KdfParams;
 
-/// The actor named in records of what the vault does by itself (automatic purges, pruning).
-pub const SYSTEM_ACTOR: &str = "system";
-
 /// How to open (or create) a vault.
 ///
 /// ```

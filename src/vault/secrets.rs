@@ -1,6 +1,6 @@
 //! Secrets and their versions: set, get, properties, listings, property updates.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::ReadableTable;
 use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
@@ -8,6 +8,7 @@ use super::{ReadCx, Vault, WriteCx};
 use crate::access::Operation;
 use crate::clock::Timestamp;
 use crate::crypto;
+use crate::digest::{Tracked, Txn};
 use crate::encoding::{SecretRecord, StoredProps, TableId, VersionRecord, seq_key, tag};
 use crate::error::{Error, Result};
 use crate::secret::{
@@ -221,14 +222,14 @@ impl ReadCx<'_> {
 }
 
 /// The tables a `set` writes in every case, opened once per transaction by a batch.
-pub(crate) struct SetTables<'t> {
-    secrets: Table<'t, NameHash, &'static [u8]>,
-    deleted: Table<'t, NameHash, &'static [u8]>,
-    ids: Table<'t, (NameHash, [u8; 16]), u64>,
+pub(crate) struct SetTables<'t, 'k> {
+    secrets: Tracked<'t, 'k, NameHash, &'static [u8]>,
+    deleted: Tracked<'t, 'k, NameHash, &'static [u8]>,
+    ids: Tracked<'t, 'k, (NameHash, [u8; 16]), u64>,
 }
 
-impl<'t> SetTables<'t> {
-    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self> {
+impl<'t, 'k> SetTables<'t, 'k> {
+    pub(crate) fn open(txn: &'t Txn<'k>) -> Result<Self> {
         Ok(SetTables {
             secrets: txn.open_table(SECRETS)?,
             deleted: txn.open_table(DELETED)?,
@@ -269,7 +270,7 @@ impl WriteCx<'_> {
     /// [`WriteCx::set`] with the tables it writes already open (a batch opens them once).
     pub(crate) fn set_in(
         &mut self,
-        tables: &mut SetTables<'_>,
+        tables: &mut SetTables<'_, '_>,
         name: &str,
         value: &[u8],
         max: usize,
@@ -295,7 +296,7 @@ impl WriteCx<'_> {
             retired: None,
         };
         let existing = load_secret(
-            &tables.secrets,
+            &*tables.secrets,
             TableId::Secrets,
             self.keys,
             self.vault_id,
@@ -366,7 +367,7 @@ impl WriteCx<'_> {
         }
         let mut secrets = self.txn.open_table(SECRETS)?;
         let (hash, mut rec) =
-            find_secret(&secrets, TableId::Secrets, self.keys, self.vault_id, name)?;
+            find_secret(&*secrets, TableId::Secrets, self.keys, self.vault_id, name)?;
         let now = self.now;
         let apply = |v: &mut VersionRecord| -> Result<()> {
             let p = &mut v.props;
@@ -400,8 +401,8 @@ impl WriteCx<'_> {
         } else {
             let id = version.ok_or(Error::NotFound)?;
             let mut v = find_version(
-                &self.txn.open_table(VERSION_IDS)?,
-                &self.txn.open_table(VERSIONS)?,
+                &*self.txn.open_table(VERSION_IDS)?,
+                &*self.txn.open_table(VERSIONS)?,
                 self.keys,
                 self.vault_id,
                 &hash,

@@ -14,9 +14,7 @@
 
 use std::fmt;
 
-use redb::{
-    ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError, WriteTransaction,
-};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableError, WriteTransaction};
 use zeroize::Zeroizing;
 
 use super::Vault;
@@ -26,10 +24,7 @@ use crate::clock::Timestamp;
 use crate::crypto;
 use crate::encoding::{TableId, TokenRecord, tag};
 use crate::error::{Error, Result};
-use crate::storage::Keys;
-
-/// Lookup hash → sealed [`TokenRecord`].
-pub(crate) const TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tokens");
+use crate::storage::{Keys, TOKENS};
 
 /// The first characters of every token.
 pub const TOKEN_PREFIX: &str = "tresor_";
@@ -221,7 +216,7 @@ impl Vault {
         check_label(label)?;
         self.write(Operation::TokenCreate, Some(label), |cx| {
             let mut table = cx.txn.open_table(TOKENS)?;
-            if all(&table, cx.keys, cx.vault_id)?
+            if all(&*table, cx.keys, cx.vault_id)?
                 .iter()
                 .any(|t| t.label == label)
             {
@@ -293,8 +288,7 @@ impl Vault {
         };
         if found.is_none() {
             self.inner.note(
-                self.inner.entry(
-                    &self.actor,
+                self.entry(
                     Operation::TokenAuthenticate,
                     None,
                     None,
@@ -304,6 +298,33 @@ impl Vault {
             )?;
         }
         Ok(found)
+    }
+
+    /// A handle on the same open vault acting as the token `info` stands for (as
+    /// [`Vault::token_identity`] found it): actor [`TokenInfo::actor`], the token's role, and
+    /// audit records that name the token ([`Principal::Token`](crate::Principal::Token)).
+    /// The token's role must be one this handle's role includes.
+    ///
+    /// ```
+    /// use tresor::{Credential, Options, Principal, Role, Vault};
+    ///
+    /// let vault = Vault::create_in_memory(&Credential::generate_key()?, Options::new())?;
+    /// let new = vault.create_token("ci", Role::Writer)?;
+    /// let who = vault.token_identity(new.expose())?.expect("a known token");
+    /// let handle = vault.as_token(&who)?;
+    /// handle.set("deploy-key", "abc")?;
+    /// let log = vault.audit(0, 100)?;
+    /// let last = log.last().expect("a record");
+    /// assert_eq!(last.principal, Some(Principal::Token { id: who.id.clone(), role: Role::Writer }));
+    /// # Ok::<(), tresor::Error>(())
+    /// ```
+    pub fn as_token(&self, info: &TokenInfo) -> Result<Vault> {
+        let mut handle = self.as_identity(info.actor(), info.role)?;
+        handle.principal = Some(crate::Principal::Token {
+            id: info.id.clone(),
+            role: info.role,
+        });
+        Ok(handle)
     }
 
     /// Every token's record (owner only), oldest first. Tokens themselves are never shown.

@@ -5,17 +5,23 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
-use crate::access::Operation;
+use crate::access::{Operation, Principal};
 use crate::audit::{self, AuditLevel};
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Key;
-use crate::encoding::{self, AuditEntry, AuditHead, Settings, TableId, tag};
+use crate::digest::{self, Txn};
+use crate::encoding::{self, AuditEntry, AuditHead, PrincipalStored, Settings, TableId, tag};
 use crate::error::{Error, Result};
 use crate::storage::{self, AUDIT, AUDIT_HEAD_KEY, Keys, META, SLOTS};
 
-use super::{SYSTEM_ACTOR, Vault, lifecycle};
+use super::{Vault, lifecycle};
+use crate::actor::SYSTEM_ACTOR;
+
+/// How far past the latest time the audit chain recorded the clock may reach when deciding what
+/// is due for purge (one day).
+pub(super) const MAX_CLOCK_STEP: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// Buffered read records kept in memory at most; the next read commits them.
 pub(super) const MAX_PENDING: usize = 4096;
@@ -85,10 +91,17 @@ pub(crate) struct ReadCx<'a> {
 
 /// A write transaction with what a write needs, and the audit records it adds.
 pub(crate) struct WriteCx<'a> {
-    pub txn: &'a WriteTransaction,
+    pub txn: &'a Txn<'a>,
     pub keys: &'a Keys,
     pub vault_id: &'a [u8; 16],
     pub now: Timestamp,
+    /// What decides whether something is due for purge ([`Inner::purge_clock`]).
+    pub purge_now: Timestamp,
+    /// Whether this write may destroy data (purge what is due, prune versions for good): only
+    /// for handles whose role may purge.
+    pub may_destroy: bool,
+    /// The credential of the handle writing (named by the records of a batch's items).
+    pub principal: Option<PrincipalStored>,
     /// Records made by the vault itself during this write (purges, pruning), in order.
     pub records: Vec<AuditEntry>,
     /// The version the operation's own record names.
@@ -111,7 +124,7 @@ impl WriteCx<'_> {
             return Ok(*s);
         }
         let meta = self.txn.open_table(META)?;
-        let s = read_settings(&meta, self.keys, self.vault_id)?;
+        let s = read_settings(&*meta, self.keys, self.vault_id)?;
         self.settings = Some(s);
         Ok(s)
     }
@@ -140,7 +153,7 @@ impl WriteCx<'_> {
         let settings = self.settings()?;
         let mut meta = self.txn.open_table(META)?;
         let slots = self.txn.open_table(SLOTS)?;
-        let mac = auth_mac(&meta, &slots, self.keys, &settings)?;
+        let mac = auth_mac(&*meta, &*slots, self.keys, &settings)?;
         meta.insert(storage::META_AUTH, mac.as_slice())?;
         Ok(())
     }
@@ -148,7 +161,14 @@ impl WriteCx<'_> {
     /// Adds a record of an operation done on behalf of the caller within this write (for
     /// batches: one record per item).
     pub fn caller_record(&mut self, actor: &str, op: Operation, name: &str, version: [u8; 16]) {
-        self.push_record(actor.to_string(), op, Some(name.to_string()), Some(version));
+        let principal = self.principal;
+        self.push_record(
+            actor.to_string(),
+            principal,
+            op,
+            Some(name.to_string()),
+            Some(version),
+        );
     }
 
     /// Adds a record of something the vault did by itself.
@@ -158,12 +178,13 @@ impl WriteCx<'_> {
         name: Option<String>,
         version: Option<[u8; 16]>,
     ) {
-        self.push_record(SYSTEM_ACTOR.to_string(), op, name, version);
+        self.push_record(SYSTEM_ACTOR.to_string(), None, op, name, version);
     }
 
     pub(super) fn push_record(
         &mut self,
         actor: String,
+        principal: Option<PrincipalStored>,
         op: Operation,
         name: Option<String>,
         version: Option<[u8; 16]>,
@@ -176,6 +197,7 @@ impl WriteCx<'_> {
             name,
             version,
             outcome: None,
+            principal,
         });
     }
 
@@ -226,8 +248,9 @@ pub(super) fn auth_mac(
     Ok(*h.finalize().as_bytes())
 }
 
+/// Seals `head` into its row of `audit` (after every block; the digest excludes this row).
 pub(super) fn write_head(
-    txn: &WriteTransaction,
+    txn: &Txn<'_>,
     keys: &Keys,
     vault_id: &[u8; 16],
     head: &AuditHead,
@@ -238,35 +261,56 @@ pub(super) fn write_head(
         &AUDIT_HEAD_KEY.to_be_bytes(),
         tag::AUDIT_HEAD,
         head,
-        48,
+        48 + 32 * digest::TABLES.len(),
     )?;
-    txn.open_table(AUDIT)?
+    txn.raw()
+        .open_table(AUDIT)?
         .insert(AUDIT_HEAD_KEY, sealed.as_slice())?;
-    upgrade_format1(txn, keys)
+    Ok(())
 }
 
-/// Upgrades a format-1 file within the transaction of its first commit: the audit head (just
-/// written to `audit`) leaves `meta`, and the header, rewritten with the current format number,
-/// gets a new header MAC. Does nothing to a format-2 file.
-pub(super) fn upgrade_format1(txn: &WriteTransaction, keys: &Keys) -> Result<()> {
+/// Upgrades a file of an older format within the transaction of its first commit: a format-1
+/// audit head leaves `meta` (the new head is written to `audit` by the commit), and the header,
+/// rewritten with the current format number, gets a new header MAC. Does nothing to a file of
+/// the current format.
+fn upgrade(txn: &Txn<'_>, keys: &Keys) -> Result<()> {
     let mut meta = txn.open_table(META)?;
-    if meta.get(storage::META_AUDIT_HEAD)?.is_none() {
+    let bytes = meta
+        .get(storage::META_HEADER)?
+        .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?
+        .value()
+        .to_vec();
+    if encoding::header_format(&bytes)? >= encoding::FORMAT_VERSION {
         return Ok(());
     }
     meta.remove(storage::META_AUDIT_HEAD)?;
-    let header = encoding::decode_header(
-        meta.get(storage::META_HEADER)?
-            .ok_or_else(|| Error::corrupted("not a tresor vault (no header)"))?
-            .value(),
-    )?;
+    let header = encoding::decode_header(&bytes)?;
     meta.insert(
         storage::META_HEADER,
         encoding::encode_header(&header).as_slice(),
     )?;
-    let settings = read_settings(&meta, keys, &header.vault_id)?;
-    let mac = auth_mac(&meta, &txn.open_table(SLOTS)?, keys, &settings)?;
+    let settings = read_settings(&*meta, keys, &header.vault_id)?;
+    let mac = auth_mac(&*meta, &*txn.open_table(SLOTS)?, keys, &settings)?;
     meta.insert(storage::META_AUTH, mac.as_slice())?;
     Ok(())
+}
+
+/// The time of the last audit record (the head of a format-1 or format-2 file does not carry
+/// the chain's latest time); the epoch for an empty log.
+fn last_record_time(
+    audit: &impl ReadableTable<u64, &'static [u8]>,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+) -> Result<Timestamp> {
+    Ok(
+        match audit.range(..AUDIT_HEAD_KEY)?.next_back().transpose()? {
+            Some((k, v)) => audit::open_row(keys, vault_id, k.value(), v.value())?
+                .entries
+                .last()
+                .map_or(Timestamp::from_unix(0), |e| e.time),
+            None => Timestamp::from_unix(0),
+        },
+    )
 }
 
 /// Reads the audit head: its row in `audit`, or in `meta` for a format-1 file not yet upgraded.
@@ -276,32 +320,31 @@ pub(super) fn read_head(
     keys: &Keys,
     vault_id: &[u8; 16],
 ) -> Result<AuditHead> {
-    if let Some(sealed) = audit.get(AUDIT_HEAD_KEY)? {
-        return keys.open(
-            vault_id,
+    let (table, key, sealed) = if let Some(sealed) = audit.get(AUDIT_HEAD_KEY)? {
+        (
             TableId::Audit,
-            &AUDIT_HEAD_KEY.to_be_bytes(),
-            tag::AUDIT_HEAD,
-            sealed.value(),
-        );
-    }
-    let sealed = meta
-        .get(storage::META_AUDIT_HEAD)?
-        .ok_or_else(|| Error::corrupted("audit head is missing"))?;
-    keys.open(
-        vault_id,
-        TableId::Meta,
-        storage::META_AUDIT_HEAD.as_bytes(),
-        tag::AUDIT_HEAD,
-        sealed.value(),
-    )
+            AUDIT_HEAD_KEY.to_be_bytes().to_vec(),
+            sealed.value().to_vec(),
+        )
+    } else {
+        let sealed = meta
+            .get(storage::META_AUDIT_HEAD)?
+            .ok_or_else(|| Error::corrupted("audit head is missing"))?;
+        (
+            TableId::Meta,
+            storage::META_AUDIT_HEAD.as_bytes().to_vec(),
+            sealed.value().to_vec(),
+        )
+    };
+    let plain = keys.open_bytes(vault_id, table, &key, &sealed)?;
+    encoding::decode_head(&plain, || last_record_time(audit, keys, vault_id))
 }
 
-/// Appends `entries` to the chain after `head` as blocks, giving them sequence numbers;
-/// writes and returns the new head (which keeps `head.settings`). Writes nothing when there is
-/// nothing new.
+/// Appends `entries` to the chain after `head` as blocks, giving them sequence numbers; returns
+/// the head that names the last block and the latest time recorded (its digests are brought
+/// up to date by [`finish`]). Writes nothing when there is nothing new.
 pub(super) fn append_audit(
-    txn: &WriteTransaction,
+    txn: &Txn<'_>,
     keys: &Keys,
     vault_id: &[u8; 16],
     head: AuditHead,
@@ -314,19 +357,50 @@ pub(super) fn append_audit(
         return Err(Error::corrupted("the audit log is full"));
     }
     let mut head = head;
-    {
-        let mut table = txn.open_table(AUDIT)?;
-        for block in entries.chunks_mut(audit::BLOCK_ENTRIES) {
-            let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, block)?;
-            table.insert(seq, sealed.as_slice())?;
-            head = AuditHead {
-                seq,
-                mac,
-                settings: head.settings,
-            };
-        }
+    if let Some(latest) = entries.iter().map(|e| e.time).max() {
+        head.time = head.time.max(latest);
     }
+    let mut table = txn.open_table(AUDIT)?;
+    for block in entries.chunks_mut(audit::BLOCK_ENTRIES) {
+        let (seq, mac, sealed) = audit::seal_block(keys, vault_id, head.seq, &head.mac, block)?;
+        table.insert(seq, sealed.as_slice())?;
+        head.seq = seq;
+        head.mac = mac;
+    }
+    Ok(head)
+}
+
+/// Completes a transaction before its commit: upgrades a file of an older format, brings the
+/// state digests up to date (from the changes made through `txn`, or recomputed from every row
+/// when `recompute` is set or the file had none) and writes the head.
+pub(super) fn finish(
+    txn: &Txn<'_>,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    mut head: AuditHead,
+    recompute: bool,
+) -> Result<AuditHead> {
+    upgrade(txn, keys)?;
+    head.digests = Some(match head.digests {
+        Some(d) if !recompute => d.apply(&txn.delta()),
+        _ => digest::compute_all(txn.raw(), &keys.state)?,
+    });
     write_head(txn, keys, vault_id, &head)?;
+    Ok(head)
+}
+
+/// Appends `entries`, finishes the transaction and commits it; returns the new head.
+pub(super) fn seal_and_commit(
+    txn: Txn<'_>,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    head: AuditHead,
+    entries: Vec<AuditEntry>,
+    recompute: bool,
+) -> Result<AuditHead> {
+    let head = append_audit(&txn, keys, vault_id, head, entries)?;
+    let head = finish(&txn, keys, vault_id, head, recompute)?;
+    txn.commit()?;
     Ok(head)
 }
 
@@ -346,6 +420,25 @@ pub(crate) fn guard_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 impl Inner {
+    /// A write transaction on `store` that keeps the state digest.
+    pub(super) fn begin(store: &Store) -> Result<Txn<'_>> {
+        Ok(Txn::new(store.db.begin_write()?, &store.keys.state))
+    }
+
+    /// The time that decides what is due for purge. Under purge protection: the clock, but
+    /// never more than [`MAX_CLOCK_STEP`] past the latest time the audit chain recorded. A clock
+    /// set ahead (by mistake, or to destroy protected secrets early) moves purges forward by one
+    /// step at most per commit, each step recorded; a clock behind only delays them. Without
+    /// purge protection an owner may purge at any time anyway: the clock as it is.
+    pub(super) fn purge_clock(&self, now: Timestamp) -> Timestamp {
+        let head = lock(&self.head);
+        if head.settings.purge_protection {
+            now.min(head.time.plus(MAX_CLOCK_STEP))
+        } else {
+            now
+        }
+    }
+
     pub(super) fn store(&self) -> RwLockReadGuard<'_, Store> {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -357,6 +450,7 @@ impl Inner {
     pub(super) fn entry(
         &self,
         actor: &str,
+        principal: Option<&Principal>,
         op: Operation,
         name: Option<&str>,
         version: Option<[u8; 16]>,
@@ -370,6 +464,7 @@ impl Inner {
             name: name.map(str::to_string),
             version,
             outcome: err.map(|e| e.code().to_string()),
+            principal: principal.map(audit::principal_to),
         }
     }
 
@@ -378,7 +473,7 @@ impl Inner {
     pub(super) fn commit(
         &self,
         store: &Store,
-        txn: WriteTransaction,
+        txn: Txn<'_>,
         records: Vec<AuditEntry>,
     ) -> Result<()> {
         self.commit_with(store, txn, records, None)
@@ -388,7 +483,7 @@ impl Inner {
     pub(super) fn commit_with(
         &self,
         store: &Store,
-        txn: WriteTransaction,
+        txn: Txn<'_>,
         records: Vec<AuditEntry>,
         settings: Option<Settings>,
     ) -> Result<()> {
@@ -399,8 +494,7 @@ impl Inner {
         if let Some(s) = settings {
             base.settings = s;
         }
-        let result = append_audit(&txn, &store.keys, &self.vault_id, base, entries)
-            .and_then(|new_head| txn.commit().map(|()| new_head).map_err(Error::from));
+        let result = seal_and_commit(txn, &store.keys, &self.vault_id, base, entries, false);
         match result {
             Ok(new_head) => {
                 *head = new_head;
@@ -421,10 +515,7 @@ impl Inner {
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
-        self.guard_write(|| {
-            let txn = store.db.begin_write()?;
-            self.commit(store, txn, Vec::new())
-        })
+        self.guard_write(|| self.commit(store, Inner::begin(store)?, Vec::new()))
     }
 
     /// [`guard_panics`] for a write: a panic inside the storage engine (a damaged file opened
@@ -495,10 +586,9 @@ impl Drop for Inner {
         // Best effort: a failure here cannot be reported; the records were buffered by choice.
         // A panic of the storage engine on a damaged file must not escape a drop either.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if let Ok(txn) = store.db.begin_write()
-                && append_audit(&txn, &store.keys, &self.vault_id, head, pending).is_ok()
-            {
-                let _ = txn.commit();
+            if let Ok(txn) = store.db.begin_write() {
+                let txn = Txn::new(txn, &store.keys.state);
+                let _ = seal_and_commit(txn, &store.keys, &self.vault_id, head, pending, false);
             }
         }));
     }
@@ -514,10 +604,8 @@ impl Vault {
             role: self.role,
             operation: op,
         };
-        self.inner.note(
-            self.inner.entry(&self.actor, op, name, None, Some(&err)),
-            true,
-        )?;
+        self.inner
+            .note(self.entry(op, name, None, Some(&err)), true)?;
         Err(err)
     }
 
@@ -547,10 +635,8 @@ impl Vault {
                 Ok((_, v)) => (*v, None),
                 Err(e) => (None, Some(e)),
             };
-            self.inner.note(
-                self.inner.entry(&self.actor, op, name, version, err),
-                always,
-            )?;
+            self.inner
+                .note(self.entry(op, name, version, err), always)?;
         }
         result.map(|(v, _)| v)
     }
@@ -579,10 +665,14 @@ impl Vault {
         }
         let store = self.inner.store();
         let now = self.inner.clock.now();
-        let txn = store.db.begin_write()?;
-        let mut cx = WriteCx::new(&txn, &store.keys, &self.inner.vault_id, now);
+        let txn = Inner::begin(&store)?;
+        let purge_now = self.inner.purge_clock(now);
+        let mut cx = WriteCx::new(&txn, &store.keys, &self.inner.vault_id, now, purge_now);
+        cx.may_destroy = self.may_destroy();
+        cx.principal = self.principal.as_ref().map(audit::principal_to);
         let result = (|| {
-            if self.inner.due_now(now) {
+            // Only a handle allowed to purge destroys what is due; others leave it for one.
+            if self.may_destroy() && self.inner.due_now(purge_now) {
                 lifecycle::purge_due(&mut cx)?;
             }
             f(&mut cx)
@@ -606,6 +696,7 @@ impl Vault {
                     name: name.map(str::to_string).or(found_name),
                     version,
                     outcome: None,
+                    principal: self.principal.as_ref().map(audit::principal_to),
                 });
                 // The hint is updated while this transaction still excludes other writers: after
                 // the commit, a concurrent write (a delete) could commit and lower the hint
@@ -618,10 +709,8 @@ impl Vault {
                 drop(cx);
                 drop(txn);
                 drop(store);
-                self.inner.note(
-                    self.inner.entry(&self.actor, op, name, None, Some(&e)),
-                    true,
-                )?;
+                self.inner
+                    .note(self.entry(op, name, None, Some(&e)), true)?;
                 Err(e)
             }
         }
@@ -630,12 +719,17 @@ impl Vault {
     /// Purges what is due, as the vault itself (on open; writes do it in their own transaction).
     pub(super) fn purge_if_due(&self) -> Result<()> {
         let now = self.inner.clock.now();
-        if !self.inner.due_now(now) || self.inner.poisoned.load(Ordering::SeqCst) {
+        let purge_now = self.inner.purge_clock(now);
+        if !self.may_destroy()
+            || !self.inner.due_now(purge_now)
+            || self.inner.poisoned.load(Ordering::SeqCst)
+        {
             return Ok(());
         }
         let store = self.inner.store();
-        let txn = store.db.begin_write()?;
-        let mut cx = WriteCx::new(&txn, &store.keys, &self.inner.vault_id, now);
+        let txn = Inner::begin(&store)?;
+        let mut cx = WriteCx::new(&txn, &store.keys, &self.inner.vault_id, now, purge_now);
+        cx.may_destroy = true;
         lifecycle::purge_due(&mut cx)?;
         let records = std::mem::take(&mut cx.records);
         let rescanned = cx.rescanned;
@@ -643,6 +737,23 @@ impl Vault {
         self.inner.commit(&store, txn, records)?;
         self.inner.update_hint(rescanned, None);
         Ok(())
+    }
+
+    /// An audit record of `op` by this handle (its actor and credential).
+    pub(super) fn entry(
+        &self,
+        op: Operation,
+        name: Option<&str>,
+        version: Option<[u8; 16]>,
+        err: Option<&Error>,
+    ) -> AuditEntry {
+        self.inner
+            .entry(&self.actor, self.principal.as_ref(), op, name, version, err)
+    }
+
+    /// Whether this handle may destroy data: purge, and purge or prune what is due by itself.
+    pub(super) fn may_destroy(&self) -> bool {
+        self.role.allows(Operation::SecretPurge)
     }
 
     /// Scans deleted secrets and retired versions for the earliest purge date.
@@ -657,16 +768,20 @@ impl Vault {
 
 impl<'a> WriteCx<'a> {
     pub(super) fn new(
-        txn: &'a WriteTransaction,
+        txn: &'a Txn<'a>,
         keys: &'a Keys,
         vault_id: &'a [u8; 16],
         now: Timestamp,
+        purge_now: Timestamp,
     ) -> Self {
         WriteCx {
             txn,
             keys,
             vault_id,
             now,
+            purge_now,
+            may_destroy: false,
+            principal: None,
             records: Vec::new(),
             version: None,
             name: None,
