@@ -184,6 +184,8 @@ operations! {
     TokenRevoke = 54, Owner, "revoke tokens";
     /// A bearer token presented that the vault does not know (recorded as a refusal).
     TokenAuthenticate = 55, Reader, "authenticate tokens";
+    /// Accept a vault file that is behind or beside its rollback witness (a restored copy).
+    WitnessReset = 56, Owner, "accept a restored copy of the vault";
 }
 
 impl fmt::Display for Operation {

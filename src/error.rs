@@ -112,6 +112,23 @@ pub enum Error {
         /// The slot's label.
         label: String,
     },
+    /// The vault file is behind its rollback witness: an older copy of the file was put in its
+    /// place (or the witness belongs to a newer copy). Accept a deliberately restored copy with
+    /// [`Options::reset_witness`](crate::Options::reset_witness).
+    #[error(
+        "rolled back: the vault file's audit log has {file} records, its witness saw {witness}; \
+         an older copy of the file replaced it"
+    )]
+    BehindWitness {
+        /// Records in the file's audit log.
+        file: u64,
+        /// Records the witness saw.
+        witness: u64,
+    },
+    /// The change was committed, but the rollback witness could not be updated (it lags behind
+    /// the file, which is safe but weaker; the next commit tries again).
+    #[error("the change was committed, but the rollback witness could not be updated: {0}")]
+    WitnessNotUpdated(String),
     /// An I/O error from the file system or the storage engine.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -148,6 +165,8 @@ impl Error {
             Error::Poisoned => "Poisoned",
             Error::Provider(_) => "Provider",
             Error::MissingCredential { .. } => "MissingCredential",
+            Error::BehindWitness { .. } => "BehindWitness",
+            Error::WitnessNotUpdated(_) => "WitnessNotUpdated",
             Error::Io(_) => "Io",
             Error::Random => "Random",
         }

@@ -39,6 +39,7 @@ mod crypto;
 mod digest;
 mod encoding;
 mod error;
+mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;
@@ -46,6 +47,7 @@ mod secret;
 mod slot;
 mod storage;
 mod vault;
+mod witness;
 
 pub use access::{Operation, Principal, Role};
 pub use actor::SYSTEM_ACTOR;
@@ -63,6 +65,7 @@ pub use slot::{Credential, KdfParams, KeyProvider, ProviderError, SlotInfo, Slot
 pub use vault::{
     MAX_TOKEN_LABEL_LEN, NewToken, Options, Progress, TOKEN_PREFIX, TokenInfo, Vault, VaultSettings,
 };
+pub use witness::{FileWitness, Witness, WitnessState};
 
 /// The README's examples compile and run as doctests.
 #[cfg(doctest)]

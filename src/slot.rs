@@ -341,6 +341,20 @@ fn key_kek(key: &[u8; 32], salt: &[u8; 16]) -> Key {
 
 /// The KEK of `desc` from `cred`, or `None` when the credential is of another kind (or another
 /// provider).
+/// What deriving a slot's key costs, in KiB × passes (0 for slots without a KDF).
+pub(crate) fn kdf_cost(desc: &SlotDesc) -> u64 {
+    match &desc.kind {
+        SlotKindStored::Passphrase {
+            memory_kib,
+            iterations,
+            ..
+        } => u64::from(*memory_kib)
+            .saturating_mul(u64::from(*iterations))
+            .max(1),
+        _ => 0,
+    }
+}
+
 pub(crate) fn kek_for(cred: &Credential, desc: &SlotDesc) -> Result<Option<Key>> {
     Ok(match (cred, &desc.kind) {
         (

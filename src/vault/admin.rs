@@ -12,7 +12,7 @@ use redb::{
 use secrecy::SecretString;
 
 use super::{
-    Inner, Vault, VaultSettings, auth_mac, lock, read_head, read_settings, seal_and_commit,
+    Inner, Vault, VaultSettings, append_audit, auth_mac, finish, lock, read_head, read_settings,
 };
 use crate::access::Operation;
 use crate::audit::{self, AuditRecord, Checkpoint};
@@ -27,6 +27,7 @@ use crate::storage::{
     self, AUDIT, AUDIT_HEAD_KEY, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS,
     VERSION_IDS, VERSIONS,
 };
+use crate::witness::WitnessState;
 
 /// Progress of [`Vault::rotate_master_key`]: records re-encrypted so far, of `total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,6 +258,11 @@ impl Vault {
     /// [`Error::MissingCredential`]). Names are re-hashed and the audit chain is re-keyed (after
     /// verifying it), so checkpoints and secret backups taken before the rotation no longer match.
     /// `progress` is called as records are re-encrypted.
+    ///
+    /// Records sealed under the old master key stay in the file's free pages until redb reuses
+    /// them; call [`Vault::compact`] afterwards (the command line's `rotate-key` does) so that
+    /// none is left: a removed slot's holder, who may still unwrap the old master key from an
+    /// older copy of the file, then finds nothing sealed under it in this one.
     pub fn rotate_master_key(
         &self,
         credentials: &[Credential],
@@ -336,11 +342,7 @@ impl Vault {
     pub fn backup_to(&self, path: impl AsRef<Path>) -> Result<()> {
         self.authorize(Operation::VaultBackup, None)?;
         self.flush()?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path.as_ref())?;
+        let file = crate::files::create_private(path.as_ref())?;
         let result = super::guard_panics(|| {
             let store = self.inner.store();
             let from = store.db.begin_read()?;
@@ -786,13 +788,25 @@ fn rotate(
     let mut entries = std::mem::take(&mut *lock(&inner.pending));
     entries.push(record);
     let mut head_guard = lock(&inner.head);
-    // Every row changed key: the state digests are recomputed under the new master key.
-    let committed = seal_and_commit(Txn::new(txn, &new.state), &new, &vid, head, entries, true);
+    let before = Checkpoint::new(head_guard.seq, &head_guard.mac);
+    let committed = (|| {
+        let txn = Txn::new(txn, &new.state);
+        let head = append_audit(&txn, &new, &vid, head, entries)?;
+        // Every row changed key: the state digests are recomputed under the new master key.
+        let head = finish(&txn, &new, &vid, head, true)?;
+        // The rotation re-keys every MAC of the chain: until it has committed, the witness
+        // accepts the chain before it as well as after it.
+        let mut both = WitnessState::new(vid, Checkpoint::new(head.seq, &head.mac));
+        both.also = Some(before);
+        inner.store_witness_state(&both)?;
+        txn.commit()?;
+        Ok(head)
+    })();
     match committed {
         Ok(h) => {
             *head_guard = h;
             store.keys = new;
-            Ok(())
+            inner.store_witness(&h)
         }
         Err(e) => {
             inner.poisoned.store(true, Ordering::SeqCst);

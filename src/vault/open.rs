@@ -17,7 +17,7 @@ use crate::digest::{self, Digests};
 use crate::encoding::{self, AuditHead, Header, Settings, SlotRecord, tag};
 use crate::error::{Error, Result};
 use crate::limits::MAX_VALUE_LIMIT;
-use crate::slot::{self, Credential, SlotSpec, Unwrapped};
+use crate::slot::{self, Credential, KdfParams, SlotSpec, Unwrapped};
 use crate::storage::{
     self, AUDIT, AUDIT_HEAD_KEY, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS,
     VERSIONS,
@@ -27,6 +27,7 @@ use super::txn::{
     GuardedDb, Inner, Store, WriteCx, auth_mac, guard_panics, lock, read_head, read_settings,
 };
 use super::{Options, Vault};
+use crate::witness::{self, Witness, WitnessState};
 
 impl Vault {
     /// Creates a new vault file at `path` (which must not exist), with one owner key slot opened
@@ -43,11 +44,7 @@ impl Vault {
         credential: &Credential,
         options: Options,
     ) -> Result<Vault> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path.as_ref())?;
+        let file = crate::files::create_private(path.as_ref())?;
         let created = (|| {
             let db = Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?;
             Self::init(db, credential, options)
@@ -101,7 +98,7 @@ impl Vault {
         let known = guard_panics(|| match Builder::new().open_read_only(path) {
             Ok(ro) => {
                 let txn = ro.begin_read()?;
-                let u = unseal(&txn, credential, None, options.expect_checkpoint.as_ref())?;
+                let u = unseal(&txn, credential, None, &options)?;
                 Ok(Some((u.slot_id, u.kek)))
             }
             Err(redb::DatabaseError::RepairAborted) => Ok(None),
@@ -163,6 +160,7 @@ impl Vault {
             poisoned: AtomicBool::new(false),
             purge_hint: Mutex::new(None),
             unlocked: Mutex::new(None),
+            witness: options.witness.clone(),
         }
     }
 
@@ -239,6 +237,8 @@ impl Vault {
     ) -> Result<Vault> {
         Self::check_options(&options)?;
         let Unsealed {
+            witnessed,
+            reset,
             vault_id,
             slot_id,
             slot: rec,
@@ -247,12 +247,7 @@ impl Vault {
             head,
         } = {
             let txn = db.begin_read()?;
-            unseal(
-                &txn,
-                credential,
-                known.as_ref(),
-                options.expect_checkpoint.as_ref(),
-            )?
+            unseal(&txn, credential, known.as_ref(), &options)?
         };
         let role =
             Role::from_code(rec.desc.role).ok_or_else(|| Error::corrupted(slot::UNKNOWN_ROLE))?;
@@ -270,6 +265,17 @@ impl Vault {
         };
         if options.verify_integrity {
             vault.verify_records()?;
+        }
+        if reset {
+            // An older copy accepted on purpose: only an owner may, and it is recorded (the
+            // commit then points the witness at this file).
+            vault.write(Operation::WitnessReset, None, |_| Ok(()))?;
+        } else if options.witness.is_some()
+            && witnessed.map(|w| (w.at, w.also))
+                != Some((Checkpoint::new(head.seq, &head.mac), None))
+        {
+            // First use of this witness, or a file ahead of it (a crash after a commit).
+            vault.inner.store_witness(&head)?;
         }
         vault.compute_purge_hint()?;
         vault
@@ -303,8 +309,19 @@ pub(super) fn not_a_database(e: redb::DatabaseError) -> Error {
     }
 }
 
+/// The most passphrase slots one unlock derives a key for.
+const MAX_KDF_TRIES: usize = 8;
+
+/// The most Argon2id work one unlock does, in KiB × passes: twice that of one slot at the cap
+/// (2 GiB, 64 passes), so that any slot a user can make still opens.
+const MAX_KDF_WORK: u64 = 2 * KdfParams::MAX_MEMORY_KIB as u64 * KdfParams::MAX_ITERATIONS as u64;
+
 /// What unlocking found: the keys, the slot that opened, the chain head.
 pub(super) struct Unsealed {
+    /// What the witness held at the open, and whether the open accepted a file behind or beside
+    /// it (a reset).
+    witnessed: Option<WitnessState>,
+    reset: bool,
     vault_id: [u8; 16],
     slot_id: u32,
     slot: SlotRecord,
@@ -321,8 +338,9 @@ pub(super) fn unseal(
     txn: &ReadTransaction,
     credential: &Credential,
     known: Option<&(u32, Key)>,
-    checkpoint: Option<&Checkpoint>,
+    options: &Options,
 ) -> Result<Unsealed> {
+    let checkpoint = options.expect_checkpoint.as_ref();
     let meta = txn
         .open_table(META)
         .map_err(|_| Error::corrupted("not a tresor vault (no metadata table)"))?;
@@ -348,12 +366,35 @@ pub(super) fn unseal(
     }
     let mut damaged = false;
     if unlocked.is_none() {
+        // Slots are tried cheapest first, and one unlock derives at most MAX_KDF_TRIES
+        // passphrase keys whose Argon2id cost adds up to at most MAX_KDF_WORK: slots planted in
+        // the file with costly parameters cannot make an unlock run unbounded work, and are
+        // tried after the cheaper, real ones.
+        let mut rows = Vec::new();
         for row in slots.iter()? {
             let (id, bytes) = row?;
-            let id = id.value();
             let rec: SlotRecord = encoding::decode(tag::SLOT, bytes.value())?;
-            let Some(kek) = slot::kek_for(credential, &rec.desc)? else {
-                continue;
+            rows.push((slot::kdf_cost(&rec.desc), id.value(), rec));
+        }
+        rows.sort_by_key(|(cost, id, _)| (*cost, *id));
+        let (mut tries, mut work) = (0usize, 0u64);
+        for (cost, id, rec) in rows {
+            if cost > 0 && matches!(credential, Credential::Passphrase(_)) {
+                tries += 1;
+                work = work.saturating_add(cost);
+                if tries > MAX_KDF_TRIES || work > MAX_KDF_WORK {
+                    break;
+                }
+            }
+            let kek = match slot::kek_for(credential, &rec.desc) {
+                Ok(Some(kek)) => kek,
+                Ok(None) => continue,
+                // Parameters above the cap: an edited slot; the others may still open.
+                Err(Error::Corrupted(_)) => {
+                    damaged = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             match slot::unwrap(&rec, &vault_id, id, &kek) {
                 Unwrapped::Key(mk) => {
@@ -406,7 +447,20 @@ pub(super) fn unseal(
     if let Some(cp) = checkpoint {
         check_checkpoint(txn, &keys, &vault_id, &head, cp)?;
     }
+    let (witnessed, reset) = match &options.witness {
+        Some(w) => check_witness(
+            txn,
+            &keys,
+            &vault_id,
+            &head,
+            w.as_ref(),
+            options.reset_witness,
+        )?,
+        None => (None, false),
+    };
     Ok(Unsealed {
+        witnessed,
+        reset,
         vault_id,
         slot_id,
         slot: rec,
@@ -457,19 +511,56 @@ pub(super) fn check_checkpoint(
             "the vault file is older than the checkpoint (a rolled-back copy)",
         ));
     }
-    let mac = if cp.seq == 0 {
-        audit::genesis(&keys.audit, vault_id)
-    } else {
-        let table = txn.open_table(AUDIT)?;
-        let sealed = table.get(cp.seq)?.ok_or(Error::RolledBack(
-            "the checkpoint's audit record is missing",
-        ))?;
-        audit::open_row(keys, vault_id, cp.seq, sealed.value())?.mac
-    };
-    if !crypto::mac_eq(&mac[..16], &cp.mac) {
+    let mac = mac_at(txn, keys, vault_id, cp.seq)?.ok_or(Error::RolledBack(
+        "the checkpoint's audit record is missing",
+    ))?;
+    if !crypto::mac_eq(&mac, &cp.mac) {
         return Err(Error::RolledBack(
             "the vault does not contain the checkpoint's audit chain",
         ));
     }
     Ok(())
+}
+
+/// The first 16 bytes of the chain MAC after record `seq`, when a row of the audit table ends
+/// there (the genesis MAC for 0).
+fn mac_at(
+    txn: &ReadTransaction,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    seq: u64,
+) -> Result<Option<[u8; 16]>> {
+    let mac = if seq == 0 {
+        audit::genesis(&keys.audit, vault_id)
+    } else {
+        let table = txn.open_table(AUDIT)?;
+        let Some(sealed) = table.get(seq)? else {
+            return Ok(None);
+        };
+        audit::open_row(keys, vault_id, seq, sealed.value())?.mac
+    };
+    let mut m = [0u8; 16];
+    m.copy_from_slice(&mac[..16]);
+    Ok(Some(m))
+}
+
+/// Checks the file against its witness (unless the open resets it). Returns what the witness
+/// held, and whether the file was behind or beside it (only possible with a reset).
+fn check_witness(
+    txn: &ReadTransaction,
+    keys: &Keys,
+    vault_id: &[u8; 16],
+    head: &AuditHead,
+    witness: &dyn Witness,
+    reset: bool,
+) -> Result<(Option<WitnessState>, bool)> {
+    let Some(state) = witness.load(vault_id)? else {
+        return Ok((None, false));
+    };
+    let verdict = witness::judge(&state, head.seq, |seq| mac_at(txn, keys, vault_id, seq))?;
+    if reset {
+        return Ok((Some(state), !matches!(verdict, witness::Verdict::Current)));
+    }
+    verdict.into_result()?;
+    Ok((Some(state), false))
 }

@@ -8,6 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::encoding::Settings;
 use crate::limits::DEFAULT_VALUE_LIMIT;
 use crate::slot::KdfParams;
+use crate::witness::Witness;
 
 /// How to open (or create) a vault.
 ///
@@ -31,6 +32,8 @@ pub struct Options {
     pub(crate) verify_integrity: bool,
     pub(crate) strict_validity: bool,
     pub(crate) expect_checkpoint: Option<Checkpoint>,
+    pub(crate) witness: Option<Arc<dyn Witness>>,
+    pub(crate) reset_witness: bool,
     pub(crate) retention_days: u16,
     pub(crate) purge_protection: bool,
     pub(crate) max_versions: Option<u32>,
@@ -49,6 +52,8 @@ impl Default for Options {
             verify_integrity: false,
             strict_validity: false,
             expect_checkpoint: None,
+            witness: None,
+            reset_witness: false,
             retention_days: 90,
             purge_protection: false,
             max_versions: None,
@@ -107,6 +112,26 @@ impl Options {
     /// Fail the open with [`Error::RolledBack`] unless the file contains this checkpoint's chain.
     pub fn expect_checkpoint(mut self, cp: Checkpoint) -> Self {
         self.expect_checkpoint = Some(cp);
+        self
+    }
+
+    /// Keep a rollback witness: where the audit chain stands is written to `witness` after every
+    /// commit, and an open of a file that is behind it fails with [`Error::BehindWitness`]
+    /// (or [`Error::RolledBack`] when the file's chain differs from the witness's). See
+    /// [`FileWitness`](crate::FileWitness) and the `witness` module docs for copies.
+    ///
+    /// [`Error::BehindWitness`]: crate::Error::BehindWitness
+    /// [`Error::RolledBack`]: crate::Error::RolledBack
+    pub fn witness(mut self, witness: impl Witness + 'static) -> Self {
+        self.witness = Some(Arc::new(witness));
+        self
+    }
+
+    /// With [`Options::witness`]: accept a file that is behind or beside its witness (an older
+    /// copy restored on purpose). Only an owner may; the open records `WitnessReset` and the
+    /// witness then follows this file.
+    pub fn reset_witness(mut self, on: bool) -> Self {
+        self.reset_witness = on;
         self
     }
 

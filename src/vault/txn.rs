@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use crate::access::{Operation, Principal};
-use crate::audit::{self, AuditLevel};
+use crate::audit::{self, AuditLevel, Checkpoint};
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Key;
 use crate::digest::{self, Txn};
 use crate::encoding::{self, AuditEntry, AuditHead, PrincipalStored, Settings, TableId, tag};
 use crate::error::{Error, Result};
 use crate::storage::{self, AUDIT, AUDIT_HEAD_KEY, Keys, META, SLOTS};
+use crate::witness::{Witness, WitnessState};
 
 use super::{Vault, lifecycle};
 use crate::actor::SYSTEM_ACTOR;
@@ -79,6 +80,8 @@ pub(crate) struct Inner {
     pub purge_hint: Mutex<Option<Timestamp>>,
     /// The slot that unlocked this handle and its key-encryption key (for rotation).
     pub unlocked: Mutex<Option<(u32, Key)>>,
+    /// Where the chain's position is written after every commit, if anywhere.
+    pub witness: Option<Arc<dyn Witness>>,
 }
 
 /// A read transaction with what a read needs.
@@ -420,6 +423,23 @@ pub(crate) fn guard_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 impl Inner {
+    /// Writes where the chain stands to the witness, if the vault keeps one.
+    pub(super) fn store_witness(&self, head: &AuditHead) -> Result<()> {
+        self.store_witness_state(&WitnessState::new(
+            self.vault_id,
+            Checkpoint::new(head.seq, &head.mac),
+        ))
+    }
+
+    pub(super) fn store_witness_state(&self, state: &WitnessState) -> Result<()> {
+        match &self.witness {
+            Some(w) => w
+                .store(state)
+                .map_err(|e| Error::WitnessNotUpdated(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// A write transaction on `store` that keeps the state digest.
     pub(super) fn begin(store: &Store) -> Result<Txn<'_>> {
         Ok(Txn::new(store.db.begin_write()?, &store.keys.state))
@@ -498,7 +518,9 @@ impl Inner {
         match result {
             Ok(new_head) => {
                 *head = new_head;
-                Ok(())
+                // After the commit, so that a crash leaves the witness behind the file, never
+                // ahead of it (still under the head's lock: witnesses are written in order).
+                self.store_witness(&new_head)
             }
             Err(e) => {
                 self.poisoned.store(true, Ordering::SeqCst);
@@ -588,7 +610,13 @@ impl Drop for Inner {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if let Ok(txn) = store.db.begin_write() {
                 let txn = Txn::new(txn, &store.keys.state);
-                let _ = seal_and_commit(txn, &store.keys, &self.vault_id, head, pending, false);
+                if let Ok(head) =
+                    seal_and_commit(txn, &store.keys, &self.vault_id, head, pending, false)
+                    && let Some(w) = &self.witness
+                {
+                    let cp = Checkpoint::new(head.seq, &head.mac);
+                    let _ = w.store(&WitnessState::new(self.vault_id, cp));
+                }
             }
         }));
     }
