@@ -451,9 +451,10 @@ struct Model {
     next_key: u8,
     /// The last checkpoint taken, with the key generation it was taken under.
     checkpoint: Option<(tresor::Checkpoint, u32)>,
-    /// The latest time of a committed audit record (the vault's audit head keeps it).
+    /// The latest time of a committed audit record made by a handle that may purge (the
+    /// vault's audit head keeps it).
     committed: i64,
-    /// The time of the latest record still buffered (not committed), if any.
+    /// The time of the latest such record still buffered (not committed), if any.
     pending: Option<i64>,
 }
 
@@ -670,17 +671,21 @@ impl Model {
         err: Option<&Fail>,
     ) {
         self.push(op, name, version, err);
-        if self.level == AuditLevel::Durable {
-            self.commit();
-        } else {
+        if self.role == Role::Owner {
             self.pending = Some(self.now);
+        }
+        if self.level == AuditLevel::Durable {
+            self.flush();
         }
     }
 
-    /// Every record so far is committed (a write, a durable read, a rotation).
+    /// Every record so far is committed with one made now by this handle (a write, a
+    /// rotation). Only records of handles that may purge move the head's time.
     fn commit(&mut self) {
-        self.committed = self.now;
-        self.pending = None;
+        if self.role == Role::Owner {
+            self.pending = Some(self.now);
+        }
+        self.flush();
     }
 
     /// Buffered records are committed (a flush, closing the handle).
@@ -804,8 +809,10 @@ impl Model {
             let due = self.purge_now();
             self.data.purge_due(due, self.now, &mut records);
             if !records.is_empty() {
+                // The purge's own records are the vault's (no principal): only buffered
+                // records of this handle move the head's time.
                 self.log.extend(records);
-                self.commit();
+                self.flush();
             }
         }
     }

@@ -251,6 +251,14 @@ impl Vault {
         };
         let role =
             Role::from_code(rec.desc.role).ok_or_else(|| Error::corrupted(slot::UNKNOWN_ROLE))?;
+        if reset && !role.allows(Operation::WitnessReset) {
+            // Refused before the handle exists: its first commit would point the witness at the
+            // older copy. (The refusal is not recorded in that copy.)
+            return Err(Error::Forbidden {
+                role,
+                operation: Operation::WitnessReset,
+            });
+        }
         let inner = Self::new_inner(db, keys, vault_id, head, &options);
         *lock(&inner.unlocked) = Some((slot_id, kek));
         let vault = Vault {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
-use crate::access::{Operation, Principal};
+use crate::access::{Operation, Principal, Role};
 use crate::audit::{self, AuditLevel, Checkpoint};
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Key;
@@ -360,7 +360,17 @@ pub(super) fn append_audit(
         return Err(Error::corrupted("the audit log is full"));
     }
     let mut head = head;
-    if let Some(latest) = entries.iter().map(|e| e.time).max() {
+    // The head's time moves only with records of handles that may destroy data: a reader or
+    // writer whose clock runs ahead cannot prepare an early purge for a later handle.
+    let destroyers = entries.iter().filter(|e| {
+        matches!(
+            e.principal,
+            Some(
+                PrincipalStored::Slot { role, .. } | PrincipalStored::Token { role, .. }
+            ) if Role::from_code(role).is_some_and(|r| r.allows(Operation::SecretPurge))
+        )
+    });
+    if let Some(latest) = destroyers.map(|e| e.time).max() {
         head.time = head.time.max(latest);
     }
     let mut table = txn.open_table(AUDIT)?;
@@ -446,7 +456,8 @@ impl Inner {
     }
 
     /// The time that decides what is due for purge. Under purge protection: the clock, but
-    /// never more than [`MAX_CLOCK_STEP`] past the latest time the audit chain recorded. A clock
+    /// never more than [`MAX_CLOCK_STEP`] past the latest time the audit chain recorded for a
+    /// handle that may purge. A clock
     /// set ahead (by mistake, or to destroy protected secrets early) moves purges forward by one
     /// step at most per commit, each step recorded; a clock behind only delays them. Without
     /// purge protection an owner may purge at any time anyway: the clock as it is.
