@@ -11,7 +11,8 @@ use clap::error::ErrorKind;
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use tresor::{Checkpoint, KdfParams, Timestamp, VersionId};
 
-use crate::output::escape;
+use crate::error::quote;
+use crate::output::{escape, is_hostile};
 use crate::parse;
 
 /// Shown in a usage error instead of an argument that starts with `-` and is not a flag.
@@ -32,11 +33,44 @@ pub fn usage_error(e: &clap::Error) -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let text = redact(&e.render().to_string(), &argv, &flags());
+    let flags = flags();
+    // clap's message keeps the line breaks of what it quotes (and drops what looks like an
+    // ANSI sequence): for an argument holding a control character, say it from the error's
+    // context instead, every quoted part escaped.
+    let text = if argv.iter().any(|a| a.chars().any(is_hostile)) {
+        from_context(e, &flags)
+    } else {
+        e.render().to_string()
+    };
+    let text = redact(&text, &argv, &flags);
     let text: Vec<String> = text.lines().map(|l| escape(l).into_owned()).collect();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", text.join("\n"));
     ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// A usage error told from its context: the kind, the argument, the value (escaped, or
+/// [`HIDDEN`] when it starts with `-` and is no flag).
+fn from_context(e: &clap::Error, flags: &BTreeSet<String>) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut msg = format!("error: {}", e.kind());
+    if let Some(arg) = e.get(ContextKind::InvalidArg) {
+        let arg = arg.to_string();
+        if arg.starts_with('-') && !flags.contains(arg.split(' ').next().unwrap_or("")) {
+            msg.push_str(&format!(" ({HIDDEN})"));
+        } else {
+            msg.push_str(&format!(" ({})", escape(&arg)));
+        }
+    }
+    if let Some(ContextValue::String(v)) = e.get(ContextKind::InvalidValue) {
+        if v.starts_with('-') && !flags.contains(v.as_str()) {
+            msg.push_str(&format!(": '{HIDDEN}'"));
+        } else {
+            msg.push_str(&format!(": {}", quote(v)));
+        }
+    }
+    msg.push_str("\n\nFor more information, try '--help'.");
+    msg
 }
 
 /// Every flag of every command, as typed: `--vault`, `-h`, …
@@ -65,7 +99,7 @@ fn flags() -> BTreeSet<String> {
 /// `--flag=…` for a flag) replaced by [`HIDDEN`], and the short flag clap would read first
 /// in it (`-s` of `-s3cret`) too.
 fn redact(text: &str, argv: &[String], flags: &BTreeSet<String>) -> String {
-    let mut hidden: Vec<String> = Vec::new();
+    let mut hidden: Vec<(String, String)> = Vec::new();
     for a in argv {
         if a == "--" {
             break;
@@ -78,23 +112,19 @@ fn redact(text: &str, argv: &[String], flags: &BTreeSet<String>) -> String {
         {
             continue;
         }
-        hidden.push(a.clone());
+        hidden.push((a.clone(), HIDDEN.to_string()));
         if !a.starts_with("--")
             && let Some(first) = a.chars().nth(1)
         {
-            hidden.push(format!("'-{first}'"));
+            // As clap quotes it: '-s' and '-- -s'.
+            hidden.push((format!("-{first}'"), format!("{HIDDEN}'")));
         }
     }
     // The longest first, so that a prefix does not leave the rest of a longer one behind.
-    hidden.sort_by_key(|h| std::cmp::Reverse(h.len()));
+    hidden.sort_by_key(|(h, _)| std::cmp::Reverse(h.len()));
     let mut text = text.to_string();
-    for h in &hidden {
-        let with = if h.starts_with('\'') {
-            format!("'{HIDDEN}'")
-        } else {
-            HIDDEN.to_string()
-        };
-        text = text.replace(h.as_str(), &with);
+    for (h, with) in &hidden {
+        text = text.replace(h.as_str(), with);
     }
     text
 }
@@ -709,9 +739,12 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let text = "error: unexpected argument '-s' found\n  tip: to pass '-s3cret' as a value, \
-                    use '-- -s3cret'\n '--x=-y' --tag --file=f";
+                    use '-- -s3cret'\n '--x=-y' --tag --file=f '-- -s'";
         let red = super::redact(text, &argv, &flags);
-        assert!(!red.contains("s3cret") && !red.contains("'-s'") && !red.contains("-y"), "{red}");
+        assert!(
+            !red.contains("s3cret") && !red.contains("-s'") && !red.contains("-y"),
+            "{red}"
+        );
         assert!(red.contains("--tag") && red.contains("--file=f"), "{red}");
     }
 }

@@ -101,7 +101,8 @@ pub fn read_stream_bounded(
             Err(e) => return Err(CliError::new(format!("cannot read {what}: {e}"))),
         };
         if buf.len() + n > buf.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity((buf.len() + n).max(buf.capacity() * 2)));
+            let mut bigger =
+                Zeroizing::new(Vec::with_capacity((buf.len() + n).max(buf.capacity() * 2)));
             bigger.extend_from_slice(&buf);
             buf = bigger;
         }

@@ -149,19 +149,46 @@ mod tests {
     #[test]
     fn startup_variables_are_denied() {
         for var in [
-            "LD_PRELOAD", "ld_preload", "DYLD_INSERT_LIBRARIES", "BASH_ENV", "ENV", "PATH", "IFS",
-            "PS4", "SHELLOPTS", "BASHOPTS", "NODE_OPTIONS", "PYTHONPATH", "PYTHONSTARTUP",
-            "PERL5OPT", "PERL5LIB", "RUBYOPT", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GCONV_PATH",
+            "LD_PRELOAD",
+            "ld_preload",
+            "DYLD_INSERT_LIBRARIES",
+            "BASH_ENV",
+            "ENV",
+            "PATH",
+            "IFS",
+            "PS4",
+            "SHELLOPTS",
+            "BASHOPTS",
+            "NODE_OPTIONS",
+            "PYTHONPATH",
+            "PYTHONSTARTUP",
+            "PERL5OPT",
+            "PERL5LIB",
+            "RUBYOPT",
+            "JAVA_TOOL_OPTIONS",
+            "_JAVA_OPTIONS",
+            "GCONV_PATH",
         ] {
             assert!(is_denied_env(var), "{var}");
             assert!(check_env(var, "s", &[]).is_err(), "{var}");
             assert!(check_env(var, "s", &[var.to_string()]).is_ok(), "{var}");
         }
-        for var in ["DB_PASSWORD", "API_KEY", "PATHOLOGY", "ENVIRONMENT", "NODE_ENV", "LDAP"] {
+        for var in [
+            "DB_PASSWORD",
+            "API_KEY",
+            "PATHOLOGY",
+            "ENVIRONMENT",
+            "NODE_ENV",
+            "LDAP",
+        ] {
             assert!(!is_denied_env(var), "{var}");
             assert!(check_env(var, "s", &[]).is_ok(), "{var}");
         }
-        let own = check_env("TRESOR_KEY_FILE", "tresor-key-file", &["TRESOR_KEY_FILE".into()]);
+        let own = check_env(
+            "TRESOR_KEY_FILE",
+            "tresor-key-file",
+            &["TRESOR_KEY_FILE".into()],
+        );
         assert!(own.is_err());
     }
 

@@ -108,6 +108,11 @@ pub fn table(header: &[&str]) -> Table {
 /// Prints a table (trailing spaces trimmed), every cell [`escape`]d: a cell holding a line
 /// break or a terminal escape cannot forge a row or a column.
 pub fn print_table(t: &Table) -> CliResult<()> {
+    print_text(&table_text(t))
+}
+
+/// The text of a table as [`print_table`] prints it.
+fn table_text(t: &Table) -> String {
     let cells = |row: &comfy_table::Row| -> Vec<String> {
         row.cell_iter()
             .map(|c| escape(&c.content()).into_owned())
@@ -129,7 +134,7 @@ pub fn print_table(t: &Table) -> CliResult<()> {
         text.push_str(line.trim_end());
         text.push('\n');
     }
-    print_text(&text)
+    text
 }
 
 fn insert_time(m: &mut Map<String, Value>, field: &str, t: Option<Timestamp>) {
@@ -445,4 +450,48 @@ pub fn settings_table(s: &VaultSettings) -> Table {
             .map_or_else(|| "unlimited".into(), |n| n.to_string()),
     ]);
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "a\u{1b}]0;owned\u{7}\u{9b}2J\u{7f}\u{202e}\u{2066}\u{200b}\nFORGED\r";
+
+    fn inert(text: &str) -> bool {
+        !text.chars().any(|c| c != '\n' && is_hostile(c))
+    }
+
+    #[test]
+    fn escape_is_idempotent_and_leaves_text_alone() {
+        assert_eq!(escape("db-password=ok é ü 日本"), "db-password=ok é ü 日本");
+        let once = escape(HOSTILE).into_owned();
+        assert!(inert(&once) && !once.contains('\n'), "{once}");
+        assert_eq!(escape(&once), once);
+        assert_eq!(
+            once,
+            "a\\u{1b}]0;owned\\u{7}\\u{9b}2J\\u{7f}\\u{202e}\\u{2066}\\u{200b}\\nFORGED\\r"
+        );
+    }
+
+    #[test]
+    fn tables_escape_every_cell_whoever_built_them() {
+        // As `token list` (in the serve module) builds its table: raw cells.
+        let mut t = table(&["ID", "LABEL"]);
+        t.add_row(vec!["1".to_string(), HOSTILE.to_string()]);
+        let text = table_text(&t);
+        assert!(inert(&text), "{text:?}");
+        assert_eq!(text.lines().count(), 2, "a cell forged a row: {text}");
+        assert!(text.contains("\\u{202e}"));
+    }
+
+    #[test]
+    fn json_stays_exact_and_inert() {
+        let v = json!({"tag": HOSTILE, "plain": "x"});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let safe = json_for_terminal(&text);
+        assert!(inert(&safe), "{safe}");
+        let back: Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v);
+    }
 }

@@ -20,9 +20,7 @@ pub fn hidden(prompt: &str) -> CliResult<Zeroizing<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
             unix::end(signal_hook::consts::SIGINT)
         }
-        Err(e) => Err(CliError::new(format!(
-            "cannot read from the terminal: {e}"
-        ))),
+        Err(e) => Err(CliError::new(format!("cannot read from the terminal: {e}"))),
     }
 }
 

@@ -136,7 +136,10 @@ pub fn credential(g: &Global, path: &Path, creating: bool) -> CliResult<(Credent
     }
     if can_prompt() {
         let prompt = if creating {
-            format!("New passphrase for {}: ", escape(&path.display().to_string()))
+            format!(
+                "New passphrase for {}: ",
+                escape(&path.display().to_string())
+            )
         } else {
             format!("Passphrase for {}: ", escape(&path.display().to_string()))
         };

@@ -41,18 +41,22 @@ pub fn set(vault: &Vault, a: &SetArgs) -> CliResult<()> {
     let props = vault
         .set_with(&a.name, value.as_slice(), &o)
         .about(&a.name)?;
-    output::print_text(&format!("{}\n", props.version))
-}
-
-/// The value of `set`: the argument (with a warning), `--file`, a hidden prompt on a terminal,
-/// or stdin. Every read is bounded by the vault's value limit; an empty value needs
-/// `--allow-empty`.
-fn read_value(a: &SetArgs) -> CliResult<Zeroizing<Vec<u8>>> {
-    let value = if let Some(v) = &a.value {
+    output::print_text(&format!("{}\n", props.version))?;
+    if a.value.is_some() {
+        // After success: an error stays the only line on stderr.
         eprintln!(
             "warning: a value given as an argument can be read by other users in the process \
              list; pass it on stdin, with --file, or at the prompt"
         );
+    }
+    Ok(())
+}
+
+/// The value of `set`: the argument (warned about once stored), `--file`, a hidden prompt on a terminal,
+/// or stdin. Every read is bounded by the vault's value limit; an empty value needs
+/// `--allow-empty`.
+fn read_value(a: &SetArgs) -> CliResult<Zeroizing<Vec<u8>>> {
+    let value = if let Some(v) = &a.value {
         Zeroizing::new(v.as_bytes().to_vec())
     } else if let Some(path) = &a.file {
         files::read_bounded("value file", path, tresor::MAX_VALUE_LIMIT)?
