@@ -1,105 +1,152 @@
-//! Hidden prompts on the terminal, and the terminal put back as it was on every way out.
+//! Hidden prompts on the terminal, and the terminal given back as it was on every way out.
 //!
-//! rpassword turns echo off and reads the terminal raw; on Ctrl-C it raises SIGINT, which
-//! would end the process before it restores the terminal (a shell such as `sh` does not repair
-//! it: the user is left typing blind). While a prompt is up, SIGINT, SIGTERM and SIGHUP are
-//! caught instead: the terminal is restored, then the process ends with status 128 + the
-//! signal number (130 for Ctrl-C). Outside a prompt these signals keep their default action.
+//! rpassword (7.x) puts the terminal in raw mode and, on Ctrl-C, raises SIGINT before it
+//! restores the terminal: the process dies with echo off, and a shell such as `sh` does not
+//! repair it (the user types blind). On Unix the prompt here reads the terminal itself, with
+//! echo and signal keys off: Ctrl-C is read as a byte, the terminal's settings are put back,
+//! and the process ends with status 130 (128 + SIGINT), as an interrupted command does. No
+//! signal handler is installed, so signals keep their default action everywhere else (and
+//! `serve`'s own handling is untouched). A prompt ended any other way (Enter, Ctrl-D, an error,
+//! a panic) restores the settings when its guard is dropped.
 
 use zeroize::Zeroizing;
 
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 
-/// Asks `prompt` on the terminal with echo off; returns the line typed, without its newline.
+/// Asks `prompt` on the terminal without echo; returns the line typed, without its newline.
 pub fn hidden(prompt: &str) -> CliResult<Zeroizing<String>> {
     #[cfg(unix)]
-    let _prompting = unix::Prompting::start();
-    match rpassword::prompt_password(prompt) {
-        Ok(text) => Ok(Zeroizing::new(text)),
-        #[cfg(unix)]
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-            unix::end(signal_hook::consts::SIGINT)
-        }
-        Err(e) => Err(CliError::new(format!("cannot read from the terminal: {e}"))),
+    {
+        unix::read_hidden(prompt)
+    }
+    #[cfg(not(unix))]
+    {
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(|e| crate::error::CliError::new(format!("cannot read from the terminal: {e}")))
     }
 }
 
 #[cfg(unix)]
 mod unix {
     use std::fs::{File, OpenOptions};
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Mutex, OnceLock};
+    use std::io::{Read, Write};
 
-    use rustix::termios::{OptionalActions, Termios, tcgetattr, tcsetattr};
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    use signal_hook::iterator::Signals;
+    use rustix::termios::{
+        LocalModes, OptionalActions, SpecialCodeIndex, Termios, tcgetattr, tcsetattr,
+    };
+    use zeroize::Zeroizing;
 
-    /// Whether a prompt is up.
-    static PROMPTING: AtomicBool = AtomicBool::new(false);
-    /// Whether the process is ending (the first to get here ends it).
-    static ENDING: AtomicBool = AtomicBool::new(false);
-    /// The terminal and its settings before the prompt.
-    static SAVED: Mutex<Option<(File, Termios)>> = Mutex::new(None);
-    /// Whether the signal thread runs.
-    static WATCHING: OnceLock<bool> = OnceLock::new();
+    use crate::error::{CliError, CliResult};
 
-    /// Starts, once, the thread that receives the signals: during a prompt it ends the process
-    /// cleanly; otherwise it does what the signal would have done.
-    fn watch() -> bool {
-        *WATCHING.get_or_init(|| {
-            let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-                return false;
-            };
-            std::thread::Builder::new()
-                .name("signals".into())
-                .spawn(move || {
-                    for sig in signals.forever() {
-                        if PROMPTING.load(Ordering::SeqCst) {
-                            end(sig);
-                        }
-                        let _ = signal_hook::low_level::emulate_default_handler(sig);
-                    }
-                })
-                .is_ok()
-        })
+    const CTRL_C: u8 = 0x03;
+    const CTRL_D: u8 = 0x04;
+    const BACKSPACE: u8 = 0x08;
+    const CTRL_U: u8 = 0x15;
+    const ESC: u8 = 0x1b;
+    const DEL: u8 = 0x7f;
+
+    /// The terminal with echo and signal keys off; its settings come back when dropped.
+    struct Raw<'a> {
+        tty: &'a File,
+        saved: Termios,
     }
 
-    /// A prompt in progress: the terminal's settings are saved and the signals caught.
-    pub struct Prompting;
-
-    impl Prompting {
-        pub fn start() -> Prompting {
-            if let Ok(tty) = OpenOptions::new().read(true).write(true).open("/dev/tty")
-                && let Ok(settings) = tcgetattr(&tty)
-            {
-                *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some((tty, settings));
-            }
-            watch();
-            PROMPTING.store(true, Ordering::SeqCst);
-            Prompting
+    impl<'a> Raw<'a> {
+        fn enter(tty: &'a File) -> std::io::Result<Raw<'a>> {
+            let saved = tcgetattr(tty)?;
+            let mut raw = saved.clone();
+            raw.local_modes -=
+                LocalModes::ECHO | LocalModes::ECHONL | LocalModes::ICANON | LocalModes::ISIG;
+            raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+            raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+            tcsetattr(tty, OptionalActions::Flush, &raw)?;
+            Ok(Raw { tty, saved })
         }
     }
 
-    impl Drop for Prompting {
+    impl Drop for Raw<'_> {
         fn drop(&mut self) {
-            PROMPTING.store(false, Ordering::SeqCst);
-            SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let _ = tcsetattr(self.tty, OptionalActions::Now, &self.saved);
         }
     }
 
-    /// Restores the terminal and ends the process with status 128 + `sig`.
-    pub fn end(sig: i32) -> ! {
-        if ENDING.swap(true, Ordering::SeqCst) {
-            // The other thread is ending the process.
-            loop {
-                std::thread::park();
+    fn tty_error(e: impl std::fmt::Display) -> CliError {
+        CliError::new(format!("cannot read from the terminal: {e}"))
+    }
+
+    /// Reads one line from the controlling terminal without echo.
+    pub fn read_hidden(prompt: &str) -> CliResult<Zeroizing<String>> {
+        let tty = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(tty_error)?;
+        (&tty)
+            .write_all(prompt.as_bytes())
+            .and_then(|()| (&tty).flush())
+            .map_err(tty_error)?;
+        let raw = Raw::enter(&tty).map_err(tty_error)?;
+        let mut line = Zeroizing::new(Vec::<u8>::with_capacity(256));
+        let mut byte = Zeroizing::new([0u8; 1]);
+        loop {
+            match (&tty).read(&mut byte[..]) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(tty_error(e)),
+            }
+            match byte[0] {
+                b'\r' | b'\n' => break,
+                CTRL_C => {
+                    drop(raw);
+                    let _ = (&tty).write_all(b"\n");
+                    std::process::exit(130);
+                }
+                CTRL_D if line.is_empty() => {
+                    drop(raw);
+                    let _ = (&tty).write_all(b"\n");
+                    return Err(CliError::new("cannot read from the terminal: end of input"));
+                }
+                DEL | BACKSPACE => {
+                    // One character: its continuation bytes, then its first byte.
+                    while line.last().is_some_and(|b| b & 0xc0 == 0x80) {
+                        line.pop();
+                    }
+                    line.pop();
+                }
+                CTRL_U => line.clear(),
+                ESC => skip_escape(&tty),
+                b if b < 0x20 => {}
+                b => {
+                    if line.len() == line.capacity() {
+                        // Grow without leaving an unwiped copy behind.
+                        let mut bigger = Zeroizing::new(Vec::with_capacity(line.capacity() * 2));
+                        bigger.extend_from_slice(&line);
+                        line = bigger;
+                    }
+                    line.push(b);
+                }
             }
         }
-        if let Some((tty, settings)) = SAVED.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            let _ = tcsetattr(tty, OptionalActions::Now, settings);
-            let _ = (&*tty).write_all(b"\n");
+        drop(raw);
+        let _ = (&tty).write_all(b"\n");
+        let text = std::str::from_utf8(&line)
+            .map_err(|_| CliError::new("the text typed is not valid UTF-8"))?;
+        Ok(Zeroizing::new(text.to_string()))
+    }
+
+    /// Skips the rest of an escape sequence (an arrow key, …): `ESC [ … final` or `ESC O x`.
+    fn skip_escape(tty: &File) {
+        let mut b = [0u8; 1];
+        if !matches!((&*tty).read(&mut b), Ok(1)) || !matches!(b[0], b'[' | b'O') {
+            return;
         }
-        std::process::exit(128 + sig)
+        let csi = b[0] == b'[';
+        while matches!((&*tty).read(&mut b), Ok(1)) {
+            if !csi || (0x40..=0x7e).contains(&b[0]) {
+                return;
+            }
+        }
     }
 }

@@ -49,8 +49,8 @@ pub fn key_file(path: &Path, allow_insecure: bool) -> CliResult<Credential> {
             .mode();
         if mode & 0o077 != 0 {
             return Err(CliError::new(format!(
-                "key file {shown} can be read by other users (mode {:04o}): make it private \
-                 with `chmod 600 {}`, or pass --allow-insecure-key-file",
+                "key file {shown} is open to its group or other users (mode {:04o}): make it \
+                 private with `chmod 600 {}`, or pass --allow-insecure-key-file",
                 mode & 0o7777,
                 escape(&path.display().to_string())
             )));

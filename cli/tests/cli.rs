@@ -2199,3 +2199,47 @@ fn ctrl_c_at_the_prompt_gives_the_terminal_back() {
     );
     assert!(!rest.contains("half-typed"), "the passphrase was echoed");
 }
+
+/// The prompt itself: hidden, with backspace, and the terminal as it was afterwards.
+#[cfg(unix)]
+#[test]
+fn the_prompt_reads_a_hidden_line_and_restores_the_terminal() {
+    let (env, _) = passphrase_env("pass-word");
+    let out = with_passphrase(&env, "pass-word", &["set", "db", "v4lue"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tresor = assert_cmd::cargo::cargo_bin("tresor");
+    let script = format!(
+        "stty echo; {} --vault {} get db; echo; echo status=$?; stty -a",
+        tresor.display(),
+        env.vault.display()
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script]).current_dir(env.dir.path());
+    for var in TRESOR_VARS {
+        cmd.env_remove(var);
+    }
+    let mut session = match rexpect::session::spawn_command(cmd, Some(20_000)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: no pseudo-terminal could be had here ({e})");
+            return;
+        }
+    };
+    session.exp_string("Passphrase for").expect("the prompt");
+    // A typo corrected with backspace (DEL), then Enter.
+    session.send("pass-wordX\u{7f}\r").unwrap();
+    session.flush().unwrap();
+    let before = session.exp_string("status=").expect("the command ended");
+    assert!(before.contains("v4lue"), "{before}");
+    assert!(
+        !before.contains("pass-word"),
+        "the passphrase was echoed: {before}"
+    );
+    let rest = session.exp_eof().expect("stty's output");
+    let flags: Vec<&str> = rest.split_whitespace().collect();
+    assert!(rest.starts_with('0'), "{rest}");
+    assert!(
+        flags.contains(&"echo") && flags.contains(&"icanon") && flags.contains(&"isig"),
+        "{rest}"
+    );
+}

@@ -52,9 +52,9 @@ pub fn set(vault: &Vault, a: &SetArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// The value of `set`: the argument (warned about once stored), `--file`, a hidden prompt on a terminal,
-/// or stdin. Every read is bounded by the vault's value limit; an empty value needs
-/// `--allow-empty`.
+/// The value of `set`: the argument (warned about once stored), `--file`, a hidden prompt on
+/// a terminal, or stdin. Every read is bounded by the vault's largest value limit; an empty
+/// value needs `--allow-empty`.
 fn read_value(a: &SetArgs) -> CliResult<Zeroizing<Vec<u8>>> {
     let value = if let Some(v) = &a.value {
         Zeroizing::new(v.as_bytes().to_vec())
