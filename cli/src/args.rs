@@ -3,10 +3,131 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use tresor::{Checkpoint, KdfParams, Timestamp, VersionId};
 
+use crate::error::quote;
+use crate::output::{escape, is_hostile};
 use crate::parse;
+
+/// Shown in a usage error instead of an argument that starts with `-` and is not a flag.
+const HIDDEN: &str = "<hidden>";
+
+/// Prints a usage error (exit status 2) or the help or version asked for (exit status 0).
+///
+/// An argument that starts with `-` but is no flag of tresor's may be a secret value typed in
+/// the wrong place (`tresor set NAME -s3cret --tag …`): it is never repeated, not even the
+/// first letters clap names when it reads it as a cluster of short flags. Whatever else the
+/// message quotes is escaped for the terminal.
+pub fn usage_error(e: &clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let flags = flags();
+    // clap's message keeps the line breaks of what it quotes (and drops what looks like an
+    // ANSI sequence): for an argument holding a control character, say it from the error's
+    // context instead, every quoted part escaped.
+    let text = if argv.iter().any(|a| a.chars().any(is_hostile)) {
+        from_context(e, &flags)
+    } else {
+        e.render().to_string()
+    };
+    let text = redact(&text, &argv, &flags);
+    let text: Vec<String> = text.lines().map(|l| escape(l).into_owned()).collect();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", text.join("\n"));
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// A usage error told from its context: the kind, the argument, the value (escaped, or
+/// [`HIDDEN`] when it starts with `-` and is no flag).
+fn from_context(e: &clap::Error, flags: &BTreeSet<String>) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut msg = format!("error: {}", e.kind());
+    if let Some(arg) = e.get(ContextKind::InvalidArg) {
+        let arg = arg.to_string();
+        if arg.starts_with('-') && !flags.contains(arg.split(' ').next().unwrap_or("")) {
+            msg.push_str(&format!(" ({HIDDEN})"));
+        } else {
+            msg.push_str(&format!(" ({})", escape(&arg)));
+        }
+    }
+    if let Some(ContextValue::String(v)) = e.get(ContextKind::InvalidValue) {
+        if v.starts_with('-') && !flags.contains(v.as_str()) {
+            msg.push_str(&format!(": '{HIDDEN}'"));
+        } else {
+            msg.push_str(&format!(": {}", quote(v)));
+        }
+    }
+    msg.push_str("\n\nFor more information, try '--help'.");
+    msg
+}
+
+/// Every flag of every command, as typed: `--vault`, `-h`, …
+fn flags() -> BTreeSet<String> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for a in cmd.get_arguments() {
+            if let Some(longs) = a.get_long_and_visible_aliases() {
+                out.extend(longs.into_iter().map(|l| format!("--{l}")));
+            }
+            if let Some(shorts) = a.get_short_and_visible_aliases() {
+                out.extend(shorts.into_iter().map(|s| format!("-{s}")));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = BTreeSet::new();
+    walk(&cmd, &mut out);
+    out
+}
+
+/// `text` with every argument of `argv` that starts with `-` and is not a flag (nor
+/// `--flag=…` for a flag) replaced by [`HIDDEN`], and the short flag clap would read first
+/// in it (`-s` of `-s3cret`) too.
+fn redact(text: &str, argv: &[String], flags: &BTreeSet<String>) -> String {
+    let mut hidden: Vec<(String, String)> = Vec::new();
+    for a in argv {
+        if a == "--" {
+            break;
+        }
+        if !a.starts_with('-') || a == "-" || flags.contains(a.as_str()) {
+            continue;
+        }
+        if let Some((flag, _)) = a.split_once('=')
+            && flags.contains(flag)
+        {
+            continue;
+        }
+        hidden.push((a.clone(), HIDDEN.to_string()));
+        if !a.starts_with("--")
+            && let Some(first) = a.chars().nth(1)
+        {
+            // As clap quotes it: '-s' and '-- -s'.
+            hidden.push((format!("-{first}'"), format!("{HIDDEN}'")));
+        }
+    }
+    // The longest first, so that a prefix does not leave the rest of a longer one behind.
+    hidden.sort_by_key(|(h, _)| std::cmp::Reverse(h.len()));
+    let mut text = text.to_string();
+    for (h, with) in &hidden {
+        text = text.replace(h.as_str(), with);
+    }
+    text
+}
 
 /// An embedded, single-file, encrypted and audited secrets vault.
 ///
@@ -76,6 +197,12 @@ pub struct Global {
         help_heading = "Vault"
     )]
     pub passphrase_file: Option<PathBuf>,
+
+    /// Accept a key file that its group or other users can read
+    ///
+    /// Without it such a key file is refused: anyone who reads it opens the vault.
+    #[arg(long, global = true, help_heading = "Vault")]
+    pub allow_insecure_key_file: bool,
 
     /// Actor named in audit records [default: the unlocking slot's label]
     #[arg(
@@ -255,9 +382,10 @@ pub struct TimeArgs {
 pub struct SetArgs {
     /// Secret name: 1-127 characters of 0-9, a-z, A-Z and '-'
     pub name: String,
-    /// The value (visible to other users in the process list: prefer --file or stdin).
-    /// Without VALUE or --file the value is read from stdin, byte for byte.
-    #[arg(conflicts_with = "file")]
+    /// The value: avoid it, other users can read it in the process list (a warning says so).
+    /// Without VALUE or --file the value is read from stdin byte for byte, or asked for
+    /// (hidden) on a terminal.
+    #[arg(conflicts_with = "file", allow_hyphen_values = true)]
     pub value: Option<String>,
     /// Read the value from this file, byte for byte
     #[arg(long, value_name = "PATH")]
@@ -282,6 +410,9 @@ pub struct SetArgs {
     /// Keep at most N versions of this secret from now on
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_versions: Option<u32>,
+    /// Store an empty value (refused otherwise: an empty stdin is more often a mistake)
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -549,6 +680,17 @@ pub struct ExportArgs {
     /// Write to this file (mode 0600, must not exist) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub allow: AllowEnv,
+}
+
+/// `--allow-env` of `run` and `export`.
+#[derive(Debug, Args)]
+pub struct AllowEnv {
+    /// Allow a secret to set VAR although it changes how programs start (PATH, LD_PRELOAD,
+    /// BASH_ENV, NODE_OPTIONS, PYTHON*, …; repeatable). TRESOR_* is never allowed
+    #[arg(long = "allow-env", value_name = "VAR")]
+    pub vars: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -558,8 +700,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "VAR=NAME", value_parser = parse::env_mapping)]
     pub env: Vec<(String, String)>,
     /// Put every secret in the environment: db-password becomes DB_PASSWORD
+    ///
+    /// A variable the environment already has is left as it is (with a note) unless --override.
     #[arg(long)]
     pub all: bool,
+    /// With --all, replace variables the environment already has
+    #[arg(long = "override", id = "override_env", requires = "all")]
+    pub override_env: bool,
+    #[command(flatten)]
+    pub allow: AllowEnv,
     /// The command and its arguments (after --)
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -579,5 +728,23 @@ mod tests {
     #[test]
     fn the_grammar_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn values_that_look_like_flags_are_not_repeated() {
+        let flags = super::flags();
+        assert!(flags.contains("--vault") && flags.contains("--tag") && flags.contains("-h"));
+        let argv: Vec<String> = ["set", "db", "--tag", "a=b", "-s3cret", "--x=-y", "--file=f"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let text = "error: unexpected argument '-s' found\n  tip: to pass '-s3cret' as a value, \
+                    use '-- -s3cret'\n '--x=-y' --tag --file=f '-- -s'";
+        let red = super::redact(text, &argv, &flags);
+        assert!(
+            !red.contains("s3cret") && !red.contains("-s'") && !red.contains("-y"),
+            "{red}"
+        );
+        assert!(red.contains("--tag") && red.contains("--file=f"), "{red}");
     }
 }

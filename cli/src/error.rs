@@ -5,6 +5,7 @@ use std::path::Path;
 
 use tresor::Error;
 
+use crate::output::escape;
 use crate::time;
 
 /// A failed command (exit status 1). The message follows `error: ` on one line.
@@ -22,14 +23,15 @@ impl CliError {
 }
 
 impl fmt::Display for CliError {
-    /// One line: any line break in a message becomes a space.
+    /// One line: any line break in a message becomes a space, any other control character is
+    /// escaped (a message may quote input, and it goes to a terminal).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let one_line: String = self
             .0
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();
-        f.write_str(&one_line)
+        f.write_str(&escape(&one_line))
     }
 }
 
@@ -41,7 +43,7 @@ impl From<Error> for CliError {
 
 /// A name (or path) quoted for a message, control characters escaped.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.escape_debug())
+    format!("'{}'", escape(s))
 }
 
 /// The message for a library error; `name` is the secret the command was about, if any.
@@ -61,10 +63,7 @@ pub fn describe(e: &Error, name: Option<&str>) -> String {
             None => "conflict: a secret with this name already exists".into(),
         },
         Error::Disabled => match name {
-            Some(n) => format!(
-                "disabled: this version of {} is disabled (enable it with `tresor update {n} --enable`)",
-                quote(n)
-            ),
+            Some(n) => disabled(n, None),
             None => "disabled: the secret version is disabled".into(),
         },
         Error::OutsideValidity => format!(
@@ -114,6 +113,23 @@ pub fn describe(e: &Error, name: Option<&str>) -> String {
     }
 }
 
+/// The message for a disabled version of `name`: `version` is the one asked for, `None` for
+/// the current one. The hint names the command that enables exactly that version.
+pub fn disabled(name: &str, version: Option<&tresor::VersionId>) -> String {
+    match version {
+        Some(v) => format!(
+            "disabled: version {v} of {} is disabled (enable it with `tresor update {} --version {v} --enable`)",
+            quote(name),
+            escape(name)
+        ),
+        None => format!(
+            "disabled: the current version of {} is disabled (enable it with `tresor update {} --enable`)",
+            quote(name),
+            escape(name)
+        ),
+    }
+}
+
 /// Wraps an I/O error with the file it concerns.
 pub fn io_error(what: &str, path: &Path, e: &std::io::Error) -> CliError {
     let cause = match e.kind() {
@@ -149,6 +165,8 @@ mod tests {
         let e = CliError::new("first\nsecond\r\nthird");
         assert_eq!(e.to_string(), "first second  third");
         assert_eq!(quote("a\nb"), "'a\\nb'");
+        let e = CliError::new("tag \u{1b}]0;owned\u{7} \u{202e}");
+        assert_eq!(e.to_string(), "tag \\u{1b}]0;owned\\u{7} \\u{202e}");
     }
 
     #[test]

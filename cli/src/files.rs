@@ -1,10 +1,13 @@
-//! Files the command line writes: never over an existing file, readable by the owner only.
+//! Files the command line writes (never over an existing file, readable by the owner only from
+//! their first byte) and reads (never more than a stated bound).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::error::{CliResult, io_error};
+use zeroize::Zeroizing;
+
+use crate::error::{CliError, CliResult, io_error, quote};
 
 /// Creates `path` (which must not exist) readable and writable by the owner only.
 pub fn create_private(path: &Path) -> CliResult<File> {
@@ -45,7 +48,70 @@ pub fn restrict(path: &Path) -> CliResult<()> {
     Ok(())
 }
 
-/// Reads a whole file.
-pub fn read(what: &str, path: &Path) -> CliResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| io_error(&format!("cannot read {what}"), path, &e))
+/// The largest key file read: a key is 32 raw bytes or 64 hex characters and a newline.
+pub const KEY_FILE_MAX: usize = 256;
+
+/// The largest passphrase file read.
+pub const PASSPHRASE_FILE_MAX: usize = 4096;
+
+/// The largest secret backup (`restore`) or import file read: 64 MiB (a secret's versions
+/// with values at the vault's 4 MiB maximum, or thousands of secrets in one import).
+pub const BLOB_MAX: usize = 64 * 1024 * 1024;
+
+/// Opens `path` for reading, with messages that name it.
+pub fn open(what: &str, path: &Path) -> CliResult<File> {
+    File::open(path).map_err(|e| io_error(&format!("cannot read {what}"), path, &e))
+}
+
+/// Reads at most `max` bytes of a file: a larger file (or a device like `/dev/zero`) is an
+/// error after `max + 1` bytes, never read whole.
+pub fn read_bounded(what: &str, path: &Path, max: usize) -> CliResult<Zeroizing<Vec<u8>>> {
+    let file = open(what, path)?;
+    read_file_bounded(what, path, file, max)
+}
+
+/// [`read_bounded`] of a file already open.
+pub fn read_file_bounded(
+    what: &str,
+    path: &Path,
+    file: File,
+    max: usize,
+) -> CliResult<Zeroizing<Vec<u8>>> {
+    let shown = format!("{what} {}", quote(&path.display().to_string()));
+    read_stream_bounded(&shown, file, max)
+}
+
+/// Reads at most `max` bytes from `reader` (through `Read::take`, `max + 1` bytes at most);
+/// more is an error naming `what`. The buffer grows by copying into a new zeroizing buffer,
+/// so no copy of the bytes read is left behind unwiped.
+pub fn read_stream_bounded(
+    what: &str,
+    reader: impl Read,
+    max: usize,
+) -> CliResult<Zeroizing<Vec<u8>>> {
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let mut reader = reader.take(limit);
+    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let n = match reader.read(&mut chunk[..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CliError::new(format!("cannot read {what}: {e}"))),
+        };
+        if buf.len() + n > buf.capacity() {
+            let mut bigger =
+                Zeroizing::new(Vec::with_capacity((buf.len() + n).max(buf.capacity() * 2)));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > max {
+            return Err(CliError::new(format!(
+                "{what} is too large: the limit is {max} bytes"
+            )));
+        }
+    }
+    Ok(buf)
 }

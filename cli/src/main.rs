@@ -14,6 +14,7 @@ mod names;
 mod output;
 mod panics;
 mod parse;
+mod prompt;
 #[cfg(feature = "server")]
 mod serve;
 mod time;
@@ -24,7 +25,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return args::usage_error(&e),
+    };
     panics::quiet();
     match panics::catch(|| commands::dispatch(cli)) {
         Ok(code) => code,

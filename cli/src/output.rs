@@ -2,8 +2,14 @@
 //!
 //! JSON field names are snake_case and stable. A time is two fields: `<field>` as an RFC 3339
 //! string in UTC and `<field>_unix` as whole seconds since the epoch (both `null` when unset).
+//!
+//! Text that a writer or a client controls (names, tags, content types, labels, actors, error
+//! messages quoting input) reaches a terminal only through [`escape`]: a control character
+//! cannot retitle the terminal, move the cursor, or reorder what a line seems to say.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use comfy_table::{ContentArrangement, Table, presets};
@@ -15,11 +21,71 @@ use tresor::{
 use crate::error::{CliError, CliResult};
 use crate::time;
 
+/// Whether a character may change what a terminal shows beyond itself: C0 and C1 controls,
+/// DEL, and Unicode format characters that reorder or hide text (bidi embeddings, overrides
+/// and isolates, zero-width characters, line and paragraph separators, the BOM).
+pub fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// Text for a terminal: every [`is_hostile`] character written as an escape (`\n`, `\t`,
+/// `\r`, else `\u{XXXX}`), everything else as it is. Applying it twice changes nothing more.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_hostile(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON text made safe for a terminal without changing what it means: serde_json escapes C0
+/// controls, quotes and backslashes; the other [`is_hostile`] characters (which can only stand
+/// inside strings) become `\uXXXX` escapes, so the document parses to the same values.
+fn json_for_terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hostile) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_hostile(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Prints `value` as one pretty JSON document and a newline.
 pub fn print_json(value: &Value) -> CliResult<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
-    print_text(&format!("{text}\n"))
+    print_text(&format!("{}\n", json_for_terminal(&text)))
 }
 
 /// Prints text to stdout.
@@ -39,16 +105,36 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
-/// Prints a table (trailing spaces trimmed).
+/// Prints a table (trailing spaces trimmed), every cell [`escape`]d: a cell holding a line
+/// break or a terminal escape cannot forge a row or a column.
 pub fn print_table(t: &Table) -> CliResult<()> {
+    print_text(&table_text(t))
+}
+
+/// The text of a table as [`print_table`] prints it.
+fn table_text(t: &Table) -> String {
+    let cells = |row: &comfy_table::Row| -> Vec<String> {
+        row.cell_iter()
+            .map(|c| escape(&c.content()).into_owned())
+            .collect()
+    };
+    let mut safe = Table::new();
+    safe.load_preset(presets::NOTHING)
+        .set_content_arrangement(t.content_arrangement());
+    if let Some(header) = t.header() {
+        safe.set_header(cells(header));
+    }
+    for row in t.row_iter() {
+        safe.add_row(cells(row));
+    }
     let mut text = String::new();
-    for line in t.to_string().lines() {
+    for line in safe.to_string().lines() {
         // The preset pads every cell by one space: drop the left margin it makes.
         let line = line.strip_prefix(' ').unwrap_or(line);
         text.push_str(line.trim_end());
         text.push('\n');
     }
-    print_text(&text)
+    text
 }
 
 fn insert_time(m: &mut Map<String, Value>, field: &str, t: Option<Timestamp>) {
@@ -364,4 +450,48 @@ pub fn settings_table(s: &VaultSettings) -> Table {
             .map_or_else(|| "unlimited".into(), |n| n.to_string()),
     ]);
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "a\u{1b}]0;owned\u{7}\u{9b}2J\u{7f}\u{202e}\u{2066}\u{200b}\nFORGED\r";
+
+    fn inert(text: &str) -> bool {
+        !text.chars().any(|c| c != '\n' && is_hostile(c))
+    }
+
+    #[test]
+    fn escape_is_idempotent_and_leaves_text_alone() {
+        assert_eq!(escape("db-password=ok é ü 日本"), "db-password=ok é ü 日本");
+        let once = escape(HOSTILE).into_owned();
+        assert!(inert(&once) && !once.contains('\n'), "{once}");
+        assert_eq!(escape(&once), once);
+        assert_eq!(
+            once,
+            "a\\u{1b}]0;owned\\u{7}\\u{9b}2J\\u{7f}\\u{202e}\\u{2066}\\u{200b}\\nFORGED\\r"
+        );
+    }
+
+    #[test]
+    fn tables_escape_every_cell_whoever_built_them() {
+        // As `token list` (in the serve module) builds its table: raw cells.
+        let mut t = table(&["ID", "LABEL"]);
+        t.add_row(vec!["1".to_string(), HOSTILE.to_string()]);
+        let text = table_text(&t);
+        assert!(inert(&text), "{text:?}");
+        assert_eq!(text.lines().count(), 2, "a cell forged a row: {text}");
+        assert!(text.contains("\\u{202e}"));
+    }
+
+    #[test]
+    fn json_stays_exact_and_inert() {
+        let v = json!({"tag": HOSTILE, "plain": "x"});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let safe = json_for_terminal(&text);
+        assert!(inert(&safe), "{safe}");
+        let back: Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v);
+    }
 }

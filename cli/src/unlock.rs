@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use crate::args::{AuditReads, Global};
 use crate::error::{CliError, CliResult, describe, io_error, quote};
 use crate::files;
+use crate::output::escape;
 
 /// The environment variable holding a passphrase (when no key or passphrase file is given).
 pub const PASSPHRASE_ENV: &str = "TRESOR_PASSPHRASE";
@@ -33,21 +34,47 @@ pub enum Kind {
     Passphrase,
 }
 
-/// Reads a key file, with messages that name the file.
-pub fn key_file(path: &Path) -> CliResult<Credential> {
-    Credential::key_file(path).map_err(|e| match e {
-        Error::Io(io) => io_error("cannot read key file", path, &io),
-        Error::InvalidArgument(_) => CliError::new(format!(
-            "key file {} is not a key: it must hold 64 hexadecimal characters or 32 raw bytes",
-            quote(&path.display().to_string())
-        )),
-        other => CliError::new(describe(&other, None)),
-    })
+/// Reads a key file, with messages that name the file. A key file that its group or other
+/// users can read is refused unless `allow_insecure` (`--allow-insecure-key-file`).
+pub fn key_file(path: &Path, allow_insecure: bool) -> CliResult<Credential> {
+    let shown = quote(&path.display().to_string());
+    let file = files::open("key file", path)?;
+    #[cfg(unix)]
+    if !allow_insecure {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(|e| io_error("cannot read key file", path, &e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(CliError::new(format!(
+                "key file {shown} is open to its group or other users (mode {:04o}): make it \
+                 private with `chmod 600 {}`, or pass --allow-insecure-key-file",
+                mode & 0o7777,
+                escape(&path.display().to_string())
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = allow_insecure;
+    let bytes = files::read_file_bounded("key file", path, file, files::KEY_FILE_MAX)?;
+    let not_a_key = || {
+        CliError::new(format!(
+            "key file {shown} is not a key: it must hold 64 hexadecimal characters or 32 raw bytes"
+        ))
+    };
+    if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        let k = Zeroizing::new(k);
+        return Ok(Credential::key(*k));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| not_a_key())?;
+    Credential::key_from_hex(text).map_err(|_| not_a_key())
 }
 
 /// Reads a passphrase file: its text less one trailing newline.
 pub fn passphrase_file(path: &Path) -> CliResult<Credential> {
-    let bytes = Zeroizing::new(files::read("passphrase file", path)?);
+    let bytes = files::read_bounded("passphrase file", path, files::PASSPHRASE_FILE_MAX)?;
     let mut text: &[u8] = &bytes;
     if let Some(rest) = text.strip_suffix(b"\n") {
         text = rest.strip_suffix(b"\r").unwrap_or(rest);
@@ -74,11 +101,7 @@ pub fn can_prompt() -> bool {
 
 /// Asks for a passphrase on the terminal, twice when `confirm`.
 pub fn prompt_passphrase(prompt: &str, confirm: bool) -> CliResult<Credential> {
-    let ask = |p: &str| {
-        rpassword::prompt_password(p)
-            .map(Zeroizing::new)
-            .map_err(|e| CliError::new(format!("cannot read a passphrase from the terminal: {e}")))
-    };
+    let ask = crate::prompt::hidden;
     let first = ask(prompt)?;
     if first.is_empty() {
         return Err(CliError::new("empty passphrase"));
@@ -96,7 +119,7 @@ pub fn prompt_passphrase(prompt: &str, confirm: bool) -> CliResult<Credential> {
 /// `creating` asks a prompted passphrase twice.
 pub fn credential(g: &Global, path: &Path, creating: bool) -> CliResult<(Credential, Kind)> {
     if let Some(p) = &g.key_file {
-        return Ok((key_file(p)?, Kind::Key));
+        return Ok((key_file(p, g.allow_insecure_key_file)?, Kind::Key));
     }
     if let Some(p) = &g.passphrase_file {
         return Ok((passphrase_file(p)?, Kind::Passphrase));
@@ -113,9 +136,12 @@ pub fn credential(g: &Global, path: &Path, creating: bool) -> CliResult<(Credent
     }
     if can_prompt() {
         let prompt = if creating {
-            format!("New passphrase for {}: ", path.display())
+            format!(
+                "New passphrase for {}: ",
+                escape(&path.display().to_string())
+            )
         } else {
-            format!("Passphrase for {}: ", path.display())
+            format!("Passphrase for {}: ", escape(&path.display().to_string()))
         };
         return Ok((prompt_passphrase(&prompt, creating)?, Kind::Passphrase));
     }

@@ -280,8 +280,8 @@ fn get_writes_the_exact_bytes() {
     env.set("text", "hunter2");
     assert_eq!(env.get("text"), b"hunter2");
 
-    // An empty value is a value.
-    let out = env.raw(&["set", "empty"], b"");
+    // An empty value is a value, when asked for.
+    let out = env.raw(&["set", "empty", "--allow-empty"], b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(env.get("empty"), b"");
 }
@@ -908,7 +908,13 @@ fn a_wrong_key_is_a_clean_error() {
     let line = env.fails(&["--key-file", "no-such.key", "get", "db"]);
     assert!(line.contains("cannot read key file"), "{line}");
     std::fs::write(env.path("bad.key"), "not hex\n").unwrap();
-    let line = env.fails(&["--key-file", "bad.key", "get", "db"]);
+    let line = env.fails(&[
+        "--key-file",
+        "bad.key",
+        "--allow-insecure-key-file",
+        "get",
+        "db",
+    ]);
     assert!(line.contains("is not a key"), "{line}");
 }
 
@@ -1430,8 +1436,14 @@ fn run_puts_secrets_in_the_child_environment() {
         ]),
         0
     );
+    // The child gets no TRESOR_* variable: it names the vault and key itself.
     let tresor = assert_cmd::cargo::cargo_bin("tresor");
-    let nested = format!(r#"test "$({} get api-key)" = k3y"#, tresor.display());
+    let nested = format!(
+        r#"test "$({} --vault {} --key-file {} get api-key)" = k3y"#,
+        tresor.display(),
+        env.vault.display(),
+        env.key.display()
+    );
     assert_eq!(
         run(&["run", "--env", "A=api-key", "--", "sh", "-c", &nested]),
         0
@@ -1535,4 +1547,699 @@ fn a_damaged_vault_gives_one_error_line_never_a_panic() {
         }
     }
     assert!(refused > 0, "some damage was noticed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input at the edges: what a writer stores, what a file holds, what a terminal shows.
+
+/// Runs with `input` on stdin and `vars` added to the environment.
+fn raw_with(env: &Env, args: &[&str], input: &[u8], vars: &[(&str, &str)]) -> Out {
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .env("TRESOR_KEY_FILE", &env.key)
+        .args(args)
+        .write_stdin(input.to_vec());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    finish(&mut cmd)
+}
+
+/// `set NAME` with the value on stdin.
+fn set_stdin(env: &Env, name: &str, value: &[u8]) {
+    let out = env.raw(&["set", name], value);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+}
+
+#[test]
+fn run_all_refuses_a_secret_that_would_make_bash_run_code() {
+    let env = Env::new();
+    let marker = env.path("pwned");
+    set_stdin(
+        &env,
+        "bash-env",
+        format!("$(touch {})", marker.display()).as_bytes(),
+    );
+    let out = env.raw(&["run", "--all", "--", "bash", "-c", "true"], b"");
+    let line = error_line(&out, &["run"]);
+    assert!(
+        line.contains("'bash-env'") && line.contains("BASH_ENV"),
+        "{line}"
+    );
+    assert!(line.contains("--allow-env BASH_ENV"), "{line}");
+    assert!(!marker.exists(), "bash ran the secret");
+    // Nor through --env, nor into a .env export.
+    let line = env.fails(&[
+        "run",
+        "--env",
+        "BASH_ENV=bash-env",
+        "--",
+        "bash",
+        "-c",
+        "true",
+    ]);
+    assert!(line.contains("BASH_ENV"), "{line}");
+    let line = env.fails(&["export"]);
+    assert!(line.contains("'bash-env'"), "{line}");
+    assert!(!marker.exists());
+    // Only when the operator says so, by name.
+    let out = env.raw(
+        &[
+            "run",
+            "--all",
+            "--allow-env",
+            "BASH_ENV",
+            "--",
+            "bash",
+            "-c",
+            "true",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(marker.exists(), "the allowed variable was set");
+    let out = env.raw(&["export", "--allow-env", "bash_env"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // JSON keeps secret names, not variables: nothing to refuse.
+    env.ok(&["export", "--format", "json"]);
+}
+
+#[test]
+fn run_and_export_refuse_every_class_of_startup_variable() {
+    // The loader, shells, runtimes and the C library: one secret of each.
+    let classes = [
+        ("ld-preload", "LD_PRELOAD"),
+        ("ld-library-path", "LD_LIBRARY_PATH"),
+        ("dyld-insert-libraries", "DYLD_INSERT_LIBRARIES"),
+        ("path", "PATH"),
+        ("env", "ENV"),
+        ("ifs", "IFS"),
+        ("ps4", "PS4"),
+        ("shellopts", "SHELLOPTS"),
+        ("bashopts", "BASHOPTS"),
+        ("node-options", "NODE_OPTIONS"),
+        ("pythonpath", "PYTHONPATH"),
+        ("pythonstartup", "PYTHONSTARTUP"),
+        ("perl5opt", "PERL5OPT"),
+        ("perl5lib", "PERL5LIB"),
+        ("rubyopt", "RUBYOPT"),
+        ("java-tool-options", "JAVA_TOOL_OPTIONS"),
+        ("-java-options", "_JAVA_OPTIONS"),
+        ("gconv-path", "GCONV_PATH"),
+    ];
+    let env = Env::new();
+    for (name, _) in classes {
+        if tresor_name_ok(name) {
+            set_stdin(&env, name, b"/tmp/evil");
+        }
+    }
+    set_stdin(&env, "db-password", b"fine");
+    for (_, var) in classes {
+        let mapping = format!("{var}=db-password");
+        let line = env.fails(&["run", "--env", &mapping, "--", "true"]);
+        assert!(line.contains(var) && line.contains("--allow-env"), "{line}");
+        let allowed = env.raw(
+            &[
+                "run",
+                "--env",
+                &mapping,
+                "--allow-env",
+                var,
+                "--",
+                "/bin/sh",
+                "-c",
+                ":",
+            ],
+            b"",
+        );
+        assert_eq!(allowed.code, 0, "{var}: {}", allowed.stderr);
+    }
+    // --all refuses each class on its own: every other one allowed, this one is named.
+    let valid: Vec<(&str, &str)> = classes
+        .iter()
+        .copied()
+        .filter(|(name, _)| tresor_name_ok(name))
+        .collect();
+    for (name, var) in &valid {
+        let mut args = vec!["run", "--all", "--override"];
+        for (_, other) in valid.iter().filter(|(_, v)| v != var) {
+            args.extend(["--allow-env", other]);
+        }
+        args.extend(["--", "/bin/sh", "-c", ":"]);
+        let line = env.fails(&args);
+        assert!(
+            line.contains(&format!("'{name}'")) && line.contains(var),
+            "{line}"
+        );
+    }
+    // Allowing every one of them lets it run, with the values in place.
+    let mut args = vec!["run", "--all", "--override"];
+    for (name, var) in classes {
+        if tresor_name_ok(name) {
+            args.extend(["--allow-env", var]);
+        }
+    }
+    args.extend(["--", "/bin/sh", "-c", "test \"$PYTHONPATH\" = /tmp/evil"]);
+    let out = env.raw(&args, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = env.fails(&["export"]);
+    assert!(line.contains("would set"), "{line}");
+}
+
+/// Whether the vault takes `name` (a leading `-` is not a valid secret name).
+fn tresor_name_ok(name: &str) -> bool {
+    !name.starts_with('-')
+}
+
+#[test]
+fn run_all_leaves_the_parents_variables_alone_unless_override() {
+    let env = Env::new();
+    set_stdin(&env, "db-password", b"from-vault");
+    set_stdin(&env, "api-key", b"k3y");
+    let check = r#"test "$DB_PASSWORD" = "$WANT" && test "$API_KEY" = k3y"#;
+    let out = raw_with(
+        &env,
+        &["run", "--all", "--", "sh", "-c", check],
+        b"",
+        &[("DB_PASSWORD", "from-parent"), ("WANT", "from-parent")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DB_PASSWORD is set already"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("from-vault"));
+    let out = raw_with(
+        &env,
+        &["run", "--all", "--override", "--", "sh", "-c", check],
+        b"",
+        &[("DB_PASSWORD", "from-parent"), ("WANT", "from-vault")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    // An explicit --env replaces the parent's variable.
+    let out = raw_with(
+        &env,
+        &[
+            "run",
+            "--env",
+            "DB_PASSWORD=db-password",
+            "--",
+            "sh",
+            "-c",
+            check,
+        ],
+        b"",
+        &[
+            ("DB_PASSWORD", "from-parent"),
+            ("WANT", "from-vault"),
+            ("API_KEY", "k3y"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn run_never_passes_tresor_variables_to_the_child() {
+    let env = Env::new();
+    set_stdin(&env, "api-key", b"k3y");
+    std::fs::write(env.path("pass"), "not-used\n").unwrap();
+    let out = raw_with(
+        &env,
+        &[
+            "run",
+            "--all",
+            "--",
+            "sh",
+            "-c",
+            "env | grep '^TRESOR_' || true",
+        ],
+        b"",
+        &[
+            ("TRESOR_PASSPHRASE_FILE", env.path("pass").to_str().unwrap()),
+            ("TRESOR_ACTOR", "ci"),
+            ("TRESOR_KDF", "min"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "the child saw {}", out.text());
+    // A secret cannot bring one back, even allowed.
+    set_stdin(&env, "tresor-key-file", b"/tmp/other.key");
+    let line = env.fails(&[
+        "run",
+        "--all",
+        "--allow-env",
+        "TRESOR_KEY_FILE",
+        "--",
+        "true",
+    ]);
+    assert!(
+        line.contains("'tresor-key-file'") && line.contains("tresor's own"),
+        "{line}"
+    );
+    let line = env.fails(&["run", "--env", "tresor_vault=api-key", "--", "true"]);
+    assert!(line.contains("tresor's own"), "{line}");
+}
+
+/// Characters that act on a terminal, and what each becomes once escaped.
+const HOSTILE: &[(&str, &str)] = &[
+    ("\u{1b}]0;owned\u{7}", "\\u{1b}]0;owned\\u{7}"),
+    ("\u{1b}[2J", "\\u{1b}[2J"),
+    ("\u{9b}31m", "\\u{9b}31m"),
+    ("\u{7f}", "\\u{7f}"),
+    ("\u{202e}", "\\u{202e}"),
+    ("\u{2066}", "\\u{2066}"),
+    ("\u{200b}", "\\u{200b}"),
+    ("a\nFORGED", "a\\nFORGED"),
+    ("\r", "\\r"),
+];
+
+/// No character of `text` acts on a terminal.
+fn assert_inert(text: &str, what: &str) {
+    for c in text.chars() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(!bad, "{what} printed {:?} raw: {text:?}", c);
+    }
+}
+
+#[test]
+fn what_a_writer_controls_reaches_the_terminal_escaped() {
+    let env = Env::new();
+    let tag_value: String = HOSTILE.iter().map(|(raw, _)| *raw).collect();
+    let escaped: String = HOSTILE.iter().map(|(_, e)| *e).collect();
+    let tag = format!("k={tag_value}");
+    let out = env.raw(
+        &["set", "db", "--tag", &tag, "--content-type", &tag_value],
+        b"v",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let writer_key = env.path("writer.key");
+    env.ok(&["keygen", writer_key.to_str().unwrap()]);
+    let label = format!("w{tag_value}");
+    env.ok(&[
+        "slot",
+        "add",
+        "--key-file",
+        writer_key.to_str().unwrap(),
+        "--label",
+        &label,
+        "--role",
+        "writer",
+    ]);
+    let out = raw_with(&env, &["--actor", &label, "get", "db"], b"", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    for args in [
+        &["show", "db"][..],
+        &["list"],
+        &["versions", "db"],
+        &["audit"],
+        &["slot", "list"],
+    ] {
+        let text = env.ok(args);
+        assert_inert(&text, &args.join(" "));
+        assert!(text.contains(&escaped), "{args:?}: {text}");
+        assert!(!text.contains("\nFORGED"), "{args:?} printed a forged line");
+    }
+    // JSON is exact (the same strings once parsed) and inert as text.
+    for args in [
+        &["show", "db", "--json"][..],
+        &["list", "--json"],
+        &["versions", "db", "--json"],
+        &["audit", "--json"],
+        &["slot", "list", "--json"],
+    ] {
+        let out = env.raw(args, b"");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_inert(&out.text(), &args.join(" "));
+        out.json();
+    }
+    let doc = env.raw(&["show", "db", "--json"], b"").json();
+    assert_eq!(doc["tags"]["k"], tag_value.as_str());
+    assert_eq!(doc["content_type"], tag_value.as_str());
+    let audit = env.raw(&["audit", "--json"], b"").json();
+    assert!(
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["actor"] == label.as_str())
+    );
+
+    // Errors quoting input: the library's, the command line's, and clap's.
+    for args in [
+        vec!["get".to_string(), format!("x{tag_value}")],
+        vec!["set".into(), "db".into(), "--tag".into(), tag_value.clone()],
+        vec!["list".into(), "--expiring".into(), tag_value.clone()],
+        vec!["--vault".into(), format!("v{tag_value}"), "list".into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = env.raw(&args, b"v");
+        assert_ne!(out.code, 0);
+        assert_inert(&out.stderr, &args.join(" "));
+        assert!(out.stderr.contains("\\u{202e}"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("\nFORGED"), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn a_value_starting_with_a_dash_is_never_echoed() {
+    let env = Env::new();
+    // As VALUE it is a value: stored, with the argv warning that never repeats it.
+    let out = env.raw(&["set", "db", "-s3cret-dash"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("warning: ") && out.stderr.lines().count() == 1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    assert_eq!(env.get("db"), b"-s3cret-dash");
+    // Misplaced, it is a usage error that does not repeat it, nor its first letter as a flag.
+    for args in [
+        &["set", "db", "value", "-s3cret-dash"][..],
+        &["set", "db", "value", "--s3cret-dash"],
+        &["get", "db", "-s3cret-dash"],
+        &["set", "--tag", "k=v", "db", "x", "-s3cret-dash"],
+        &["run", "--env", "A=db", "-s3cret-dash", "--", "true"],
+    ] {
+        let out = env.raw(args, b"");
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("error:"), "{}", out.stderr);
+        assert!(!out.stderr.contains("s3cret"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("-s'"), "{args:?}: {}", out.stderr);
+    }
+    // A typo of a flag still says where to look.
+    let out = env.raw(&["list", "--jsn"], b"");
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--json"), "{}", out.stderr);
+}
+
+#[test]
+fn a_value_in_argv_works_with_a_warning_that_does_not_repeat_it() {
+    let env = Env::new();
+    let out = env.raw(&["set", "db", "hunter2-argv"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("process list"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1);
+    // stdin and --file: no warning.
+    let out = env.raw(&["set", "db"], b"hunter2-stdin");
+    assert!(out.code == 0 && out.stderr.is_empty(), "{}", out.stderr);
+    std::fs::write(env.path("v"), "hunter2-file").unwrap();
+    let out = env.raw(&["set", "db", "--file", "v"], b"");
+    assert!(out.code == 0 && out.stderr.is_empty(), "{}", out.stderr);
+    assert_eq!(env.get("db"), b"hunter2-file");
+}
+
+#[test]
+fn an_empty_value_needs_allow_empty() {
+    let env = Env::new();
+    let line = env.fails(&["set", "db"]);
+    assert!(
+        line.contains("empty value") && line.contains("--allow-empty"),
+        "{line}"
+    );
+    assert!(env.fails(&["get", "db"]).contains("not found"));
+    std::fs::write(env.path("empty"), "").unwrap();
+    let line = env.fails(&["set", "db", "--file", "empty"]);
+    assert!(line.contains("--allow-empty"), "{line}");
+    let line = env.fails(&["set", "db", ""]);
+    assert!(line.contains("--allow-empty"), "{line}");
+    env.ok(&["set", "db", "--allow-empty"]);
+    assert_eq!(env.get("db"), b"");
+}
+
+#[test]
+fn the_hint_for_a_disabled_older_version_enables_that_version() {
+    let env = Env::new();
+    set_stdin(&env, "db", b"old");
+    let old = env.raw(&["show", "db", "--json"], b"").json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_stdin(&env, "db", b"new");
+    env.ok(&["update", "db", "--version", &old, "--disable"]);
+    let line = env.fails(&["get", "db", "--version", &old]);
+    let hint = line.split('`').nth(1).expect("a command in backticks");
+    assert!(hint.contains(&format!("--version {old}")), "{line}");
+    // The hint, run as printed, enables exactly the version asked for.
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    assert_eq!(words[0], "tresor");
+    env.ok(&words[1..]);
+    let out = env.raw(&["get", "db", "--version", &old], b"");
+    assert_eq!(out.stdout, b"old", "{}", out.stderr);
+    // The current version's hint needs no --version.
+    env.ok(&["update", "db", "--disable"]);
+    let line = env.fails(&["get", "db"]);
+    assert!(line.contains("`tresor update db --enable`"), "{line}");
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    set_stdin(&env, "db", b"v");
+    for loose in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&env.key, std::fs::Permissions::from_mode(loose)).unwrap();
+        let line = env.fails(&["get", "db"]);
+        assert!(
+            line.contains(&format!("chmod 600 {}", env.key.display())),
+            "{line}"
+        );
+        assert!(line.contains("--allow-insecure-key-file"), "{line}");
+        let out = env.raw(&["--allow-insecure-key-file", "get", "db"], b"");
+        assert_eq!(out.stdout, b"v", "{}", out.stderr);
+    }
+    // The same for the key of a new slot and the keys of a rotation.
+    std::fs::set_permissions(&env.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let other = env.path("other.key");
+    env.ok(&["keygen", other.to_str().unwrap()]);
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = env.fails(&[
+        "slot",
+        "add",
+        "--key-file",
+        other.to_str().unwrap(),
+        "--label",
+        "o",
+        "--role",
+        "reader",
+    ]);
+    assert!(line.contains("chmod 600"), "{line}");
+    assert!(
+        env.fails(&["rotate-key", "--also-key-file", other.to_str().unwrap()])
+            .contains("chmod 600")
+    );
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o400)).unwrap();
+    env.ok(&[
+        "slot",
+        "add",
+        "--key-file",
+        other.to_str().unwrap(),
+        "--label",
+        "o",
+        "--role",
+        "reader",
+    ]);
+}
+
+#[cfg(unix)]
+#[test]
+fn endless_inputs_fail_fast_with_a_clear_error() {
+    let env = Env::new();
+    set_stdin(&env, "db", b"v");
+    let started = std::time::Instant::now();
+    for (args, what) in [
+        (
+            &[
+                "--key-file",
+                "/dev/zero",
+                "--allow-insecure-key-file",
+                "get",
+                "db",
+            ][..],
+            "key file",
+        ),
+        (
+            &["--passphrase-file", "/dev/zero", "get", "db"],
+            "passphrase file",
+        ),
+        (&["set", "db", "--file", "/dev/zero"], "value file"),
+        (&["import", "/dev/zero", "--format", "env"], "import file"),
+        (&["restore", "/dev/zero"], "backup file"),
+    ] {
+        let mut cmd = env.program();
+        cmd.env("TRESOR_VAULT", &env.vault)
+            .args(args)
+            .write_stdin("");
+        if !args.contains(&"--key-file") && !args.contains(&"--passphrase-file") {
+            cmd.env("TRESOR_KEY_FILE", &env.key);
+        }
+        let out = finish(&mut cmd);
+        let line = error_line(&out, args);
+        assert!(
+            line.contains(what) && line.contains("too large"),
+            "{args:?}: {line}"
+        );
+    }
+    // stdin past the vault's largest value: refused after limit + 1 bytes.
+    let big = vec![b'x'; 4 * 1024 * 1024 + 1];
+    let out = env.raw(&["set", "db"], &big);
+    let line = error_line(&out, &["set"]);
+    assert!(line.contains("stdin is too large"), "{line}");
+    // /dev/zero opens without a permission error for the key file check only when allowed.
+    let line = env.fails(&["--key-file", "/dev/zero", "get", "db"]);
+    assert!(line.contains("chmod 600"), "{line}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(env.get("db"), b"v");
+}
+
+#[cfg(unix)]
+#[test]
+fn files_the_command_line_creates_are_private_whatever_the_umask() {
+    let env = Env::new();
+    set_stdin(&env, "db", b"v");
+    let tresor = assert_cmd::cargo::cargo_bin("tresor");
+    // umask 0 would leave a file made with the default mode readable by everyone.
+    let sh = |args: &str| {
+        let mut c = std::process::Command::new("sh");
+        c.current_dir(env.dir.path())
+            .env("TRESOR_KEY_FILE", &env.key)
+            .env("TRESOR_VAULT", &env.vault)
+            .env_remove("TRESOR_PASSPHRASE")
+            .args(["-c", &format!("umask 0; exec {} {args}", tresor.display())]);
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh("keygen k/new.key");
+    assert_eq!(mode(&env.path("k/new.key")), 0o600);
+    assert_eq!(mode(&env.path("k")), 0o700);
+    sh("backup db --out db.backup");
+    assert_eq!(mode(&env.path("db.backup")), 0o600);
+    sh("export --out all.env");
+    assert_eq!(mode(&env.path("all.env")), 0o600);
+    sh("export --format json --out all.json");
+    assert_eq!(mode(&env.path("all.json")), 0o600);
+    // The profile directory (init without --vault).
+    let mut c = std::process::Command::new("sh");
+    c.current_dir(env.dir.path())
+        .env_remove("TRESOR_VAULT")
+        .env_remove("TRESOR_PASSPHRASE")
+        .env("TRESOR_KEY_FILE", &env.key)
+        .args(["-c", &format!("umask 0; exec {} init", tresor.display())]);
+    assert!(c.output().unwrap().status.success());
+    assert_eq!(mode(&env.path(".tresor")), 0o700);
+    // Never over an existing file, whatever its mode.
+    std::fs::write(env.path("taken"), "keep").unwrap();
+    for args in [
+        &["backup", "db", "--out", "taken"][..],
+        &["export", "--out", "taken"],
+        &["keygen", "taken"],
+    ] {
+        let line = env.fails(args);
+        assert!(line.contains("already exists"), "{line}");
+    }
+    assert_eq!(std::fs::read_to_string(env.path("taken")).unwrap(), "keep");
+}
+
+/// Ctrl-C at the passphrase prompt, under `sh` (which does not repair the terminal the way an
+/// interactive bash does): the terminal must come back with echo on.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_at_the_prompt_gives_the_terminal_back() {
+    let env = Env::new();
+    let tresor = assert_cmd::cargo::cargo_bin("tresor");
+    let script = format!(
+        // The pseudo-terminal starts with echo off: turn it on as a user's terminal has it.
+        "stty echo; {} --vault {} get db; echo status=$?; stty -a",
+        tresor.display(),
+        env.vault.display()
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script]).current_dir(env.dir.path());
+    for var in TRESOR_VARS {
+        cmd.env_remove(var);
+    }
+    let mut session = match rexpect::session::spawn_command(cmd, Some(20_000)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: no pseudo-terminal could be had here ({e})");
+            return;
+        }
+    };
+    session.exp_string("Passphrase for").expect("the prompt");
+    // Typed characters are not echoed, then Ctrl-C.
+    session.send("half-typed").unwrap();
+    session.send_control('c').unwrap();
+    session.exp_string("status=130").expect("exit status 130");
+    let rest = session.exp_eof().expect("stty's output");
+    let flags: Vec<&str> = rest.split_whitespace().collect();
+    assert!(
+        flags.contains(&"echo") && !flags.contains(&"-echo"),
+        "echo is off: {rest}"
+    );
+    assert!(
+        flags.contains(&"icanon") && flags.contains(&"isig"),
+        "raw mode left: {rest}"
+    );
+    assert!(!rest.contains("half-typed"), "the passphrase was echoed");
+}
+
+/// The prompt itself: hidden, with backspace, and the terminal as it was afterwards.
+#[cfg(unix)]
+#[test]
+fn the_prompt_reads_a_hidden_line_and_restores_the_terminal() {
+    let (env, _) = passphrase_env("pass-word");
+    let out = with_passphrase(&env, "pass-word", &["set", "db", "v4lue"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tresor = assert_cmd::cargo::cargo_bin("tresor");
+    let script = format!(
+        "stty echo; {} --vault {} get db; echo; echo status=$?; stty -a",
+        tresor.display(),
+        env.vault.display()
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script]).current_dir(env.dir.path());
+    for var in TRESOR_VARS {
+        cmd.env_remove(var);
+    }
+    let mut session = match rexpect::session::spawn_command(cmd, Some(20_000)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: no pseudo-terminal could be had here ({e})");
+            return;
+        }
+    };
+    session.exp_string("Passphrase for").expect("the prompt");
+    // A typo corrected with backspace (DEL), then Enter.
+    session.send("pass-wordX\u{7f}\r").unwrap();
+    session.flush().unwrap();
+    let before = session.exp_string("status=").expect("the command ended");
+    assert!(before.contains("v4lue"), "{before}");
+    assert!(
+        !before.contains("pass-word"),
+        "the passphrase was echoed: {before}"
+    );
+    let rest = session.exp_eof().expect("stty's output");
+    let flags: Vec<&str> = rest.split_whitespace().collect();
+    assert!(rest.starts_with('0'), "{rest}");
+    assert!(
+        flags.contains(&"echo") && flags.contains(&"icanon") && flags.contains(&"isig"),
+        "{rest}"
+    );
 }

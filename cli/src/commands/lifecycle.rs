@@ -77,7 +77,7 @@ pub fn backup(vault: &Vault, a: &BackupArgs) -> CliResult<()> {
 
 /// `restore FILE`.
 pub fn restore(vault: &Vault, a: &RestoreArgs) -> CliResult<()> {
-    let blob = files::read("backup file", &a.file)?;
+    let blob = files::read_bounded("backup file", &a.file, files::BLOB_MAX)?;
     let p = vault.restore_secret(&blob).map_err(|e| match e {
         Error::InvalidBackup(why) => CliError::new(format!(
             "invalid backup {}: {why}",

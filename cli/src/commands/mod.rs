@@ -53,7 +53,7 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 Command::Slot(SlotCommand::Add(a)) => slots::add(g, v, a),
                 Command::Slot(SlotCommand::Remove(a)) => slots::remove(v, a),
                 Command::Passwd(a) => slots::passwd(g, &opened, a),
-                Command::RotateKey(a) => vault::rotate_key(v, a),
+                Command::RotateKey(a) => vault::rotate_key(g, v, a),
                 Command::Compact => vault::compact(v),
                 Command::Settings(a) => vault::settings(v, a),
                 Command::Import(a) => transfer::import(v, a),
@@ -81,6 +81,9 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
 /// The message for an error about the secret `name`: a name that reads as not found may be
 /// deleted, or the version asked for may be what is missing.
 pub fn explain(vault: &Vault, name: &str, version: Option<&VersionId>, e: Error) -> CliError {
+    if matches!(e, Error::Disabled) {
+        return CliError::new(crate::error::disabled(name, version));
+    }
     if !matches!(e, Error::NotFound) {
         return CliError::new(describe(&e, Some(name)));
     }

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use super::explain;
 use crate::args::{Global, RunArgs};
 use crate::error::{CliError, CliResult, describe, quote};
+use crate::output::escape;
 use crate::{names, unlock};
 
 /// Reads the secrets, closes the vault (so that the command may open it too), runs the
@@ -25,8 +26,12 @@ pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
         .ok_or_else(|| CliError::new("no command to run"))?;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    // The command gets the secrets asked for, not the vault's passphrase.
-    cmd.env_remove(unlock::PASSPHRASE_ENV);
+    // The command gets the secrets asked for, not tresor's credentials or settings.
+    for (var, _) in std::env::vars_os() {
+        if names::is_own_env(&var.to_string_lossy()) {
+            cmd.env_remove(var);
+        }
+    }
     for (var, value) in &env {
         cmd.env(var, os_value(var, value)?);
     }
@@ -54,28 +59,50 @@ pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
 type Vars = Vec<(String, Zeroizing<Vec<u8>>)>;
 
 /// The variables to set (`--all` first, then each `--env VAR=NAME`, which wins) and the
-/// disabled secrets `--all` left out.
+/// disabled secrets `--all` left out. Every variable is checked against the deny list before
+/// its secret is read; `--all` leaves a variable the environment has alone unless `--override`.
 fn collect(vault: &Vault, a: &RunArgs) -> CliResult<(Vars, Vec<String>)> {
     let mut env: Vars = Vec::new();
     let mut skipped = Vec::new();
+    let mut kept = Vec::new();
+    for (var, name) in &a.env {
+        names::check_env(var, name, &a.allow.vars)?;
+    }
     if a.all {
         let mut secrets = vault.list_all()?;
         secrets.sort_by_key(|p| p.name.to_ascii_lowercase());
+        let mut wanted = Vec::new();
         for p in secrets {
             if !p.enabled {
                 skipped.push(p.name);
                 continue;
             }
+            let var = names::env_var(&p.name);
+            names::check_env(&var, &p.name, &a.allow.vars)?;
+            let mapped = a.env.iter().any(|(v, _)| *v == var);
+            if !mapped && !a.override_env && std::env::var_os(&var).is_some() {
+                kept.push(var);
+                continue;
+            }
+            wanted.push((var, p.name));
+        }
+        for (var, name) in wanted {
             let s = vault
-                .get(&p.name)
-                .map_err(|e| CliError::new(describe(&e, Some(&p.name))))?;
-            env.push((names::env_var(&p.name), Zeroizing::new(s.expose().to_vec())));
+                .get(&name)
+                .map_err(|e| CliError::new(describe(&e, Some(&name))))?;
+            env.push((var, Zeroizing::new(s.expose().to_vec())));
         }
     }
     for (var, name) in &a.env {
         let s = vault.get(name).map_err(|e| explain(vault, name, None, e))?;
         env.retain(|(v, _)| v != var);
         env.push((var.clone(), Zeroizing::new(s.expose().to_vec())));
+    }
+    for var in kept {
+        eprintln!(
+            "note: {} is set already and was left as it is (--override replaces it)",
+            escape(&var)
+        );
     }
     Ok((env, skipped))
 }

@@ -1,6 +1,6 @@
 //! Secrets and their versions: set, get, show, list, versions, update.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 
 use serde_json::Value;
 use tresor::{Expect, GetOptions, PropertiesUpdate, SetOptions, Vault};
@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 use super::explain;
 use crate::args::{GetArgs, ListArgs, SetArgs, ShowArgs, UpdateArgs, VersionsArgs};
 use crate::error::{CliError, CliResult, SecretContext, quote};
-use crate::output;
-use crate::time;
+use crate::output::{self, escape};
+use crate::{files, time};
 
 /// `set`: prints the new version id.
 pub fn set(vault: &Vault, a: &SetArgs) -> CliResult<()> {
@@ -41,30 +41,38 @@ pub fn set(vault: &Vault, a: &SetArgs) -> CliResult<()> {
     let props = vault
         .set_with(&a.name, value.as_slice(), &o)
         .about(&a.name)?;
-    output::print_text(&format!("{}\n", props.version))
+    output::print_text(&format!("{}\n", props.version))?;
+    if a.value.is_some() {
+        // After success: an error stays the only line on stderr.
+        eprintln!(
+            "warning: a value given as an argument can be read by other users in the process \
+             list; pass it on stdin, with --file, or at the prompt"
+        );
+    }
+    Ok(())
 }
 
-/// The value of `set`: the argument, `--file`, a prompt on a terminal, or stdin.
+/// The value of `set`: the argument (warned about once stored), `--file`, a hidden prompt on
+/// a terminal, or stdin. Every read is bounded by the vault's largest value limit; an empty
+/// value needs `--allow-empty`.
 fn read_value(a: &SetArgs) -> CliResult<Zeroizing<Vec<u8>>> {
-    if let Some(v) = &a.value {
-        return Ok(Zeroizing::new(v.as_bytes().to_vec()));
+    let value = if let Some(v) = &a.value {
+        Zeroizing::new(v.as_bytes().to_vec())
+    } else if let Some(path) = &a.file {
+        files::read_bounded("value file", path, tresor::MAX_VALUE_LIMIT)?
+    } else if std::io::stdin().is_terminal() {
+        let text = crate::prompt::hidden(&format!("Value of {}: ", escape(&a.name)))?;
+        Zeroizing::new(text.as_bytes().to_vec())
+    } else {
+        files::read_stream_bounded("stdin", std::io::stdin().lock(), tresor::MAX_VALUE_LIMIT)?
+    };
+    if value.is_empty() && !a.allow_empty {
+        return Err(CliError::new(format!(
+            "empty value for {}: nothing was stored; --allow-empty stores an empty value",
+            quote(&a.name)
+        )));
     }
-    if let Some(path) = &a.file {
-        return Ok(Zeroizing::new(crate::files::read("value file", path)?));
-    }
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        let text = rpassword::prompt_password(format!("Value of {}: ", a.name))
-            .map(Zeroizing::new)
-            .map_err(|e| CliError::new(format!("cannot read the value from the terminal: {e}")))?;
-        return Ok(Zeroizing::new(text.as_bytes().to_vec()));
-    }
-    let mut buf = Zeroizing::new(Vec::new());
-    stdin
-        .lock()
-        .read_to_end(&mut buf)
-        .map_err(|e| CliError::new(format!("cannot read the value from stdin: {e}")))?;
-    Ok(buf)
+    Ok(value)
 }
 
 /// `get`: the value's bytes on stdout, nothing added.

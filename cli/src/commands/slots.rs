@@ -35,7 +35,7 @@ fn new_passphrase(file: Option<&std::path::Path>, what: &str) -> CliResult<Crede
 /// `slot add`.
 pub fn add(g: &Global, vault: &Vault, a: &SlotAddArgs) -> CliResult<()> {
     let credential = match &a.new_key_file {
-        Some(p) => unlock::key_file(p)?,
+        Some(p) => unlock::key_file(p, g.allow_insecure_key_file)?,
         None => new_passphrase(
             a.new_passphrase_file.as_deref(),
             &format!("slot {}", quote(&a.label)),

@@ -32,7 +32,7 @@ fn detect(path: &Path, text: &str, given: Option<Format>) -> Format {
 /// `(secret name, value)` pairs of an import file, names checked, no name twice.
 fn read_items(a: &ImportArgs) -> CliResult<Vec<(String, Zeroizing<String>)>> {
     let shown = quote(&a.file.display().to_string());
-    let bytes = Zeroizing::new(files::read("import file", &a.file)?);
+    let bytes = files::read_bounded("import file", &a.file, files::BLOB_MAX)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| CliError::new(format!("{shown} is not UTF-8 text")))?;
     let items: Vec<(String, Zeroizing<String>)> = match detect(&a.file, text, a.format) {
@@ -133,6 +133,12 @@ pub fn export(vault: &Vault, a: &ExportArgs) -> CliResult<()> {
     }
     let mut secrets = vault.list_all()?;
     secrets.sort_by_key(|p| p.name.to_ascii_lowercase());
+    // Checked before any value is read: a `.env` file is made to be loaded into an environment.
+    if a.format == Format::Env {
+        for p in secrets.iter().filter(|p| p.enabled) {
+            names::check_env(&names::env_var(&p.name), &p.name, &a.allow.vars)?;
+        }
+    }
     let mut text = Zeroizing::new(String::new());
     let mut json = serde_json::Map::new();
     let mut skipped = Vec::new();

@@ -150,10 +150,10 @@ pub fn settings(vault: &Vault, a: &SettingsArgs) -> CliResult<()> {
 }
 
 /// `rotate-key`.
-pub fn rotate_key(vault: &Vault, a: &RotateArgs) -> CliResult<()> {
+pub fn rotate_key(g: &Global, vault: &Vault, a: &RotateArgs) -> CliResult<()> {
     let mut credentials = Vec::new();
     for p in &a.also_key_file {
-        credentials.push(unlock::key_file(p)?);
+        credentials.push(unlock::key_file(p, g.allow_insecure_key_file)?);
     }
     for p in &a.also_passphrase_file {
         credentials.push(unlock::passphrase_file(p)?);
