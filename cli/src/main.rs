@@ -10,6 +10,7 @@ mod commands;
 mod dotenv;
 mod error;
 mod files;
+mod hardening;
 mod names;
 mod output;
 mod panics;
@@ -24,6 +25,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    hardening::apply();
     let cli = args::Cli::parse();
     panics::quiet();
     match panics::catch(|| commands::dispatch(cli)) {
