@@ -82,6 +82,11 @@ impl Fixture {
         .unwrap()
     }
 
+    /// The number of audit records.
+    fn open_len(&self) -> u64 {
+        self.open().audit_len().unwrap()
+    }
+
     fn ca(&self) -> PathBuf {
         self.dir.path().join("v.tresor.tls").join("ca.pem")
     }
@@ -96,6 +101,11 @@ struct Server {
 
 impl Server {
     fn start(f: &Fixture, extra: &[&str]) -> Server {
+        Server::start_with(f, "buffered", extra)
+    }
+
+    /// With `--audit-reads audit_reads`.
+    fn start_with(f: &Fixture, audit_reads: &str, extra: &[&str]) -> Server {
         let stderr = f
             .dir
             .path()
@@ -107,7 +117,7 @@ impl Server {
             .arg(&f.key)
             .args([
                 "--audit-reads",
-                "buffered",
+                audit_reads,
                 "serve",
                 "--addr",
                 "127.0.0.1:0",
@@ -1211,4 +1221,227 @@ fn token_commands() {
     let v = f.open();
     assert!(v.token_identity(token).unwrap().is_none());
     assert_eq!(v.list_tokens().unwrap().len(), 3);
+}
+
+/// Occurrences of each of `needles` in the writable memory of process `pid` (heap, stacks,
+/// anonymous mappings), read through `/proc/<pid>/mem`; `None` when the kernel refuses the read.
+#[cfg(target_os = "linux")]
+fn copies_in_memory(pid: u32, needles: &[&[u8]]) -> Option<Vec<usize>> {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(1);
+    let mut counts = vec![0; needles.len()];
+    let mut read_any = false;
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (range, perms) = (fields[0], fields[1]);
+        let path = fields.get(5).copied().unwrap_or("");
+        if !perms.starts_with("rw") || path.starts_with("[v") {
+            continue;
+        }
+        let (lo, hi) = range.split_once('-').unwrap();
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).unwrap(),
+            u64::from_str_radix(hi, 16).unwrap(),
+        );
+        // Chunks overlapping by one needle less one byte: no occurrence is missed or counted twice.
+        let mut buf = Vec::new();
+        let mut at = lo;
+        while at < hi {
+            let len = (hi - at).min(1 << 22) as usize;
+            let keep = buf.len().min(longest - 1);
+            buf.drain(..buf.len() - keep);
+            let start = buf.len();
+            buf.resize(start + len, 0);
+            match mem.read_at(&mut buf[start..], at) {
+                Ok(n) if n > 0 => {
+                    read_any = true;
+                    buf.truncate(start + n);
+                    at += n as u64;
+                }
+                _ => break,
+            }
+            for (i, needle) in needles.iter().enumerate() {
+                counts[i] += buf.windows(needle.len()).filter(|w| w == needle).count();
+            }
+        }
+    }
+    read_any.then_some(counts)
+}
+
+/// Secret values and tokens do not linger in the server's memory once requests are answered:
+/// bodies, parsed values, serialized responses and the token's copies are wiped. The server
+/// also turns core dumps off.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_tokens_are_wiped_from_server_memory() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &[]);
+    let pid = server.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(core, ["0", "0"], "core dumps are off: {limits}");
+    // `Dumpable` is not in every kernel's status; where it is, it reads 0.
+    if let Some(d) = status.lines().find(|l| l.starts_with("Dumpable:")) {
+        assert!(d.ends_with('0'), "{d}");
+    }
+    let c = server.client(&f.ca());
+    let marker: String = format!("MARKER{}", "9f3c1a7e".repeat(6));
+    for i in 0..3 {
+        let r = c
+            .put(
+                &format!("/secrets/m-{i}?{API}"),
+                &f.writer,
+                &json!({ "value": marker }),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        for _ in 0..2 {
+            let r = c.get(&format!("/secrets/m-{i}/?{API}"), &f.reader).await;
+            assert_eq!(r.json["value"], marker.as_str());
+        }
+    }
+    // Let the server close the connections the client has dropped.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let Some(counts) = copies_in_memory(pid, &[marker.as_bytes(), f.reader.as_bytes()]) else {
+        eprintln!("skipped the memory scan: /proc/{pid}/mem cannot be read by this user");
+        return;
+    };
+    eprintln!(
+        "copies left in the server's memory after 9 requests: value {}, reader token {}",
+        counts[0], counts[1]
+    );
+    // Before the values were wiped, 12 to 14 copies of the value were left (request and
+    // response bodies, JSON values). What remains is in hyper's and rustls's buffers, freed
+    // without being wiped (see docs/SECURITY.md).
+    assert!(counts[0] <= 8, "{} copies of the value", counts[0]);
+    assert!(server.stop().success());
+}
+
+/// Requests with unknown tokens cost no commit: they are refused in memory, counted per source
+/// address, and recorded as one refused `TokenAuthenticate` per source and minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tokens_do_not_grow_the_vault() {
+    const N: usize = 1000;
+    let f = fixture(Options::new(), |_| {});
+    // Durable read auditing: before, every refusal was a commit of its own.
+    let before_len = f.open_len();
+    let server = Server::start_with(&f, "durable", &[]);
+    let size_before = std::fs::metadata(&f.vault).unwrap().len();
+    let c = server.client(&f.ca());
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            // One connection, many requests: the refusals come fast.
+            let stream = c.tls_stream().await;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            for i in 0..N / 4 {
+                let req = Request::builder()
+                    .uri(format!("/secrets?{API}"))
+                    .header(HOST, c.addr.to_string())
+                    .header(AUTHORIZATION, format!("Bearer tresor_{t}{i:063x}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let r = sender.send_request(req).await.unwrap();
+                assert_eq!(r.status(), 401);
+                let _ = r.into_body().collect().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // A real token still works.
+    assert_eq!(
+        c.get(&format!("/secrets?{API}"), &f.reader).await.status,
+        200
+    );
+    let size_during = std::fs::metadata(&f.vault).unwrap().len();
+    assert!(server.stop().success());
+    let size_after = std::fs::metadata(&f.vault).unwrap().len();
+    eprintln!(
+        "vault file: {size_before} bytes before {N} unknown tokens, {size_during} while serving, \
+         {size_after} after the stop"
+    );
+    assert!(
+        size_after <= size_before + 64 * 1024,
+        "{size_before} -> {size_after} bytes"
+    );
+    let v = f.open();
+    v.verify_audit().unwrap();
+    let log = v.audit(before_len, 100_000).unwrap();
+    let refusals: Vec<_> = log
+        .iter()
+        .filter(|r| r.operation == Operation::TokenAuthenticate)
+        .collect();
+    // The server's open, its token listing and the reader's listing, and the refusals' one.
+    assert!(
+        log.len() <= 8,
+        "{} records for {N} refused requests: {log:?}",
+        log.len()
+    );
+    // Still recorded: one record, naming the source and the count, never a token.
+    assert_eq!(refusals.len(), 1, "{log:?}");
+    assert!(refusals[0].error.is_some());
+    assert!(
+        refusals[0]
+            .actor
+            .starts_with(&format!("refused tokens from 127.0.0.1: {N} since ")),
+        "{}",
+        refusals[0].actor
+    );
+    assert!(!log.iter().any(|r| r.actor.contains("tresor_")));
+}
+
+/// Sockets that never start a TLS handshake do not count against `--max-connections`: a real
+/// client is answered while as many idle sockets as the cap (and more) are still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_do_not_hold_the_connection_cap() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &["--max-connections", "4"]);
+    let c = server.client(&f.ca());
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    // They send nothing. Now a real client, with a generous overall timeout: a server whose
+    // cap they held would answer it only after closing them at their handshake deadline.
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.get(&format!("/secrets?{API}"), &f.reader),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(answered.status, 200);
+    // It was answered while every idle socket was still open: the server did not have to close
+    // any of them (at their handshake deadline) to make room.
+    let mut still_open = 0;
+    for s in &idle {
+        let mut buf = [0u8; 1];
+        if let Err(e) = s.try_read(&mut buf) {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                still_open += 1;
+            }
+        }
+    }
+    eprintln!("{still_open} of 8 idle sockets still open when the client was answered");
+    assert_eq!(
+        still_open, 8,
+        "the client was answered only after idle sockets were closed"
+    );
+    drop(idle);
+    assert!(server.stop().success());
 }

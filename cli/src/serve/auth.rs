@@ -63,6 +63,13 @@ pub enum Policy {
 /// The actor of requests under `--allow-any-token`.
 pub const ANY_TOKEN_ACTOR: &str = "any-token (--allow-any-token)";
 
+/// The 401 of a token the vault does not know.
+pub fn unknown_token() -> ApiError {
+    ApiError::unauthorized(
+        "The bearer token is not one this vault knows (never created, or revoked).",
+    )
+}
+
 /// The handle a request runs on, for the token it presented. Blocking: call it off the async
 /// executor. `Err` is the 401 (unknown token) or 403 (a role the server's key slot cannot grant)
 /// to send.
@@ -71,11 +78,7 @@ pub fn identify(vault: &Vault, policy: Policy, token: &str) -> Result<Vault, Api
         Policy::AnyToken => (ANY_TOKEN_ACTOR.to_string(), vault.role()),
         Policy::Tokens => match vault.token_identity(token) {
             Ok(Some(info)) => (info.actor(), info.role),
-            Ok(None) => {
-                return Err(ApiError::unauthorized(
-                    "The bearer token is not one this vault knows (never created, or revoked).",
-                ));
-            }
+            Ok(None) => return Err(unknown_token()),
             Err(e) => {
                 return Err(super::errors::from_vault(
                     &e,

@@ -1,23 +1,32 @@
 //! TLS for `tresor serve`: HTTPS only (the Azure SDKs refuse bearer tokens over plain HTTP).
 //!
-//! On first start a local CA and a server certificate for `localhost`, `127.0.0.1` and `::1`
-//! (ECDSA P-256, ten years) are generated next to the vault, in `<vault file>.tls/`:
+//! On first start a local CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and
+//! any `--tls-name` are generated next to the vault, in `<vault file>.tls/` (ECDSA P-256, valid
+//! [`VALIDITY_DAYS`] days):
 //!
 //! | file | what |
 //! |---|---|
 //! | `ca.pem` | the CA certificate: give it to clients (`connection_verify`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`) |
-//! | `ca-key.pem` | the CA's private key (mode 0600): re-issues the server certificate if it is removed |
 //! | `server.pem`, `server-key.pem` | the certificate served and its key (mode 0600) |
+//! | `ca-key.pem` | the CA's private key (mode 0600), only with `--keep-ca-key` |
 //!
-//! Later starts reuse them, so clients keep trusting the same CA. `--cert`/`--key` serve a
-//! certificate of one's own instead. rustls runs on the `ring` provider.
+//! The CA can sign for nothing else: it carries X.509 name constraints permitting only DNS
+//! `localhost`, IP `127.0.0.0/8`, IP `::1/128` and the `--tls-name`s, and a path length of 0.
+//! Its private key is dropped once the server certificate is signed (unless `--keep-ca-key`),
+//! so a stolen copy of the directory cannot mint certificates. Later starts reuse the files, so
+//! clients keep trusting the same CA, until a certificate is within [`RENEW_DAYS`] of its end,
+//! a file is missing, the names asked for change, or the CA predates name constraints: then a
+//! new CA and certificate are generated (clients must trust the new `ca.pem`).
+//! `--cert`/`--key` serve a certificate of one's own instead. rustls runs on the `ring`
+//! provider.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, SanType, SerialNumber,
 };
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -26,8 +35,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{CliError, CliResult, io_error, quote};
 use crate::files;
 
-/// The names the generated server certificate is valid for.
+/// The names the generated server certificate is always valid for.
 pub const SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// How long the generated CA and certificate are valid.
+pub const VALIDITY_DAYS: i64 = 90;
+/// How close to its end a generated certificate is replaced (with a new CA).
+pub const RENEW_DAYS: i64 = 30;
 
 const CA: &str = "ca.pem";
 const CA_KEY: &str = "ca-key.pem";
@@ -65,13 +79,86 @@ fn serial() -> CliResult<SerialNumber> {
 
 fn validity(p: &mut CertificateParams) {
     let now = time::OffsetDateTime::now_utc();
-    p.not_before = now - time::Duration::days(1);
-    p.not_after = now + time::Duration::days(3650);
+    p.not_before = now - time::Duration::hours(1);
+    p.not_after = now + time::Duration::days(VALIDITY_DAYS);
 }
 
-/// The CA's parameters: fixed by the vault id, so that a CA key read back from disk signs with
-/// the same issuer name.
-fn ca_params(tenant: &str) -> CliResult<CertificateParams> {
+/// One name of the server certificate: an IP address or a DNS name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Name {
+    Ip(IpAddr),
+    Dns(String),
+}
+
+fn parse_name(s: &str) -> CliResult<Name> {
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(Name::Ip(ip));
+    }
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !ok {
+        return Err(CliError::new(format!(
+            "--tls-name {}: not a DNS name or an IP address",
+            quote(s)
+        )));
+    }
+    Ok(Name::Dns(s.to_ascii_lowercase()))
+}
+
+/// The server certificate's names: the defaults and `extra`, without repeats.
+fn names(extra: &[String]) -> CliResult<Vec<Name>> {
+    let mut out: Vec<Name> = Vec::new();
+    for s in SERVER_NAMES
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
+        let n = parse_name(s)?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// The subtrees the CA may sign for: `localhost`, `127.0.0.0/8`, `::1/128` and the other names.
+fn permitted(names: &[Name]) -> Vec<GeneralSubtree> {
+    let mut out = vec![
+        GeneralSubtree::DnsName("localhost".into()),
+        GeneralSubtree::IpAddress(CidrSubnet::V4([127, 0, 0, 0], [255, 0, 0, 0])),
+        GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix(
+            std::net::Ipv6Addr::LOCALHOST.octets(),
+            128,
+        )),
+    ];
+    for n in names {
+        let t = match n {
+            Name::Dns(d) if d == "localhost" => continue,
+            Name::Ip(ip) if ip.is_loopback() => continue,
+            Name::Dns(d) => GeneralSubtree::DnsName(d.clone()),
+            Name::Ip(IpAddr::V4(a)) => {
+                GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix(a.octets(), 32))
+            }
+            Name::Ip(IpAddr::V6(a)) => {
+                GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix(a.octets(), 128))
+            }
+        };
+        out.push(t);
+    }
+    out
+}
+
+/// The CA's parameters.
+fn ca_params(tenant: &str, names: &[Name]) -> CliResult<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())
         .map_err(|e| tls_error("cannot make the CA certificate", e))?;
     p.distinguished_name.push(
@@ -86,14 +173,29 @@ fn ca_params(tenant: &str) -> CliResult<CertificateParams> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    p.name_constraints = Some(NameConstraints {
+        permitted_subtrees: permitted(names),
+        excluded_subtrees: Vec::new(),
+    });
+    p.serial_number = Some(serial()?);
+    validity(&mut p);
     Ok(p)
 }
 
-/// Writes a new server certificate and key signed by `issuer`.
-fn issue_server(dir: &Path, issuer: &Issuer<'_, KeyPair>) -> CliResult<()> {
-    let names: Vec<String> = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
-    let mut p = CertificateParams::new(names)
+/// Writes a new server certificate and key for `names` signed by `issuer`.
+fn issue_server(dir: &Path, names: &[Name], issuer: &Issuer<'_, KeyPair>) -> CliResult<()> {
+    let mut p = CertificateParams::new(Vec::<String>::new())
         .map_err(|e| tls_error("cannot make the server certificate", e))?;
+    for n in names {
+        p.subject_alt_names.push(match n {
+            Name::Ip(ip) => SanType::IpAddress(*ip),
+            Name::Dns(d) => SanType::DnsName(
+                d.clone()
+                    .try_into()
+                    .map_err(|e| tls_error("cannot make the server certificate", e))?,
+            ),
+        });
+    }
     p.distinguished_name.push(DnType::CommonName, "localhost");
     p.distinguished_name
         .push(DnType::OrganizationName, "tresor serve");
@@ -111,20 +213,32 @@ fn issue_server(dir: &Path, issuer: &Issuer<'_, KeyPair>) -> CliResult<()> {
     files::write_private(&dir.join(SERVER), cert.pem().as_bytes())
 }
 
-/// Generates the CA and the server certificate in the new directory `dir`.
-fn generate(dir: &Path, tenant: &str) -> CliResult<()> {
-    create_private_dir(dir)?;
-    let mut params = ca_params(tenant)?;
-    params.serial_number = Some(serial()?);
-    validity(&mut params);
+/// Generates a new CA and server certificate in `dir` (created if missing; older files
+/// replaced). The CA key is written only with `keep_ca_key`; otherwise it is dropped here.
+fn generate(dir: &Path, tenant: &str, names: &[Name], keep_ca_key: bool) -> CliResult<()> {
+    if !dir.exists() {
+        create_private_dir(dir)?;
+    }
+    for f in [CA, CA_KEY, SERVER, SERVER_KEY] {
+        match std::fs::remove_file(dir.join(f)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("cannot remove", &dir.join(f), &e));
+            }
+            _ => {}
+        }
+    }
+    let params = ca_params(tenant, names)?;
     let key = KeyPair::generate().map_err(|e| tls_error("cannot make a key", e))?;
     let cert = params
         .self_signed(&key)
         .map_err(|e| tls_error("cannot sign the CA certificate", e))?;
-    files::write_private(&dir.join(CA_KEY), key.serialize_pem().as_bytes())?;
+    if keep_ca_key {
+        files::write_private(&dir.join(CA_KEY), key.serialize_pem().as_bytes())?;
+    }
+    issue_server(dir, names, &Issuer::new(params, key))?;
+    // The CA certificate last: a directory without it is regenerated whole on the next start.
     std::fs::write(dir.join(CA), cert.pem())
-        .map_err(|e| io_error("cannot write", &dir.join(CA), &e))?;
-    issue_server(dir, &Issuer::new(params, key))
+        .map_err(|e| io_error("cannot write", &dir.join(CA), &e))
 }
 
 fn create_private_dir(dir: &Path) -> CliResult<()> {
@@ -138,20 +252,65 @@ fn create_private_dir(dir: &Path) -> CliResult<()> {
         .map_err(|e| io_error("cannot create the directory", dir, &e))
 }
 
-/// Re-issues the server certificate from the CA kept in `dir` (after it was removed).
-fn reissue(dir: &Path, tenant: &str) -> CliResult<()> {
-    let key_path = dir.join(CA_KEY);
-    let pem = std::fs::read_to_string(&key_path).map_err(|e| {
-        CliError::new(format!(
-            "{} has no server certificate and its CA key cannot be read ({e}); remove the \
-             directory to start over with a new CA",
-            quote(&dir.display().to_string())
-        ))
-    })?;
-    let key = KeyPair::from_pem(&pem).map_err(|e| tls_error("cannot read the CA key", e))?;
-    // A stale key without its certificate (an interrupted start) is replaced.
-    let _ = std::fs::remove_file(dir.join(SERVER_KEY));
-    issue_server(dir, &Issuer::new(ca_params(tenant)?, key))
+/// Why the files in `dir` cannot be reused, or `None` when they can.
+fn stale(dir: &Path, names: &[Name], keep_ca_key: bool) -> Option<&'static str> {
+    use x509_parser::extensions::GeneralName;
+    for f in [CA, SERVER, SERVER_KEY] {
+        if !dir.join(f).exists() {
+            return Some("a file is missing");
+        }
+    }
+    if keep_ca_key && !dir.join(CA_KEY).exists() {
+        return Some("--keep-ca-key needs a CA whose key was kept");
+    }
+    let renew_by = time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_DAYS);
+    let first = |f: &str| {
+        load_chain(&dir.join(f))
+            .ok()
+            .and_then(|c| c.into_iter().next())
+    };
+    let (Some(ca), Some(server)) = (first(CA), first(SERVER)) else {
+        return Some("a certificate does not load");
+    };
+    let Ok((_, ca)) = x509_parser::parse_x509_certificate(&ca) else {
+        return Some("the CA certificate does not parse");
+    };
+    let Ok((_, server)) = x509_parser::parse_x509_certificate(&server) else {
+        return Some("the server certificate does not parse");
+    };
+    for c in [&ca, &server] {
+        if c.validity().not_after.timestamp() < renew_by.unix_timestamp() {
+            return Some("a certificate is near its end");
+        }
+    }
+    if !matches!(ca.name_constraints(), Ok(Some(_))) {
+        return Some("the CA has no name constraints");
+    }
+    let sans: Vec<Name> = match server.subject_alternative_name() {
+        Ok(Some(ext)) => ext
+            .value
+            .general_names
+            .iter()
+            .filter_map(|g| match g {
+                GeneralName::DNSName(d) => Some(Name::Dns(d.to_ascii_lowercase())),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => <[u8; 4]>::try_from(*b)
+                        .ok()
+                        .map(|a| Name::Ip(IpAddr::from(a))),
+                    16 => <[u8; 16]>::try_from(*b)
+                        .ok()
+                        .map(|a| Name::Ip(IpAddr::from(a))),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if names.iter().any(|n| !sans.contains(n)) {
+        return Some("the names asked for changed");
+    }
+    None
 }
 
 fn load_chain(path: &Path) -> CliResult<Vec<CertificateDer<'static>>> {
@@ -196,13 +355,22 @@ fn config(
     Ok(Arc::new(cfg))
 }
 
+/// What the generated certificate is made of.
+pub struct Generated<'a> {
+    /// `--tls-name`s, beside `localhost`, `127.0.0.1` and `::1`.
+    pub names: &'a [String],
+    /// `--keep-ca-key`: keep the CA's private key in `ca-key.pem`.
+    pub keep_ca_key: bool,
+}
+
 /// The TLS setup: `--cert`/`--key` if given, else the certificate kept beside the vault
-/// (generated on first start).
+/// (generated on first start, and again when it cannot be reused).
 pub fn setup(
     vault: &Path,
     cert: Option<&Path>,
     key: Option<&Path>,
     tenant: &str,
+    generated: &Generated<'_>,
 ) -> CliResult<Tls> {
     if let (Some(cert), Some(key)) = (cert, key) {
         return Ok(Tls {
@@ -211,29 +379,27 @@ pub fn setup(
             generated: false,
         });
     }
+    let names = names(generated.names)?;
     let dir = dir_for(vault);
-    let mut generated = false;
-    if !dir.exists() {
-        generate(&dir, tenant)?;
-        generated = true;
-    } else if !dir.join(SERVER).exists() {
-        reissue(&dir, tenant)?;
-    }
-    let ca = dir.join(CA);
-    if !ca.exists() {
-        return Err(CliError::new(format!(
-            "{} is missing; remove {} to start over with a new CA",
-            quote(&ca.display().to_string()),
-            quote(&dir.display().to_string())
-        )));
+    let renew = !dir.exists() || stale(&dir, &names, generated.keep_ca_key).is_some();
+    if renew {
+        generate(&dir, tenant, &names, generated.keep_ca_key)?;
+    } else if !generated.keep_ca_key {
+        // A CA key left by an earlier start with --keep-ca-key (or an older version) goes.
+        match std::fs::remove_file(dir.join(CA_KEY)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("cannot remove", &dir.join(CA_KEY), &e));
+            }
+            _ => {}
+        }
     }
     Ok(Tls {
         config: config(
             load_chain(&dir.join(SERVER))?,
             load_key(&dir.join(SERVER_KEY))?,
         )?,
-        ca: Some(ca),
-        generated,
+        ca: Some(dir.join(CA)),
+        generated: renew,
     })
 }
 
@@ -241,32 +407,73 @@ pub fn setup(
 mod tests {
     use super::*;
 
+    const PLAIN: Generated<'static> = Generated {
+        names: &[],
+        keep_ca_key: false,
+    };
+    const KEEP: Generated<'static> = Generated {
+        names: &[],
+        keep_ca_key: true,
+    };
+
+    fn read(dir: &Path, f: &str) -> Vec<u8> {
+        std::fs::read(dir.join(f)).unwrap()
+    }
+
     #[test]
-    fn generated_once_reused_then_reissued_from_the_same_ca() {
+    fn generated_once_reused_then_renewed_with_a_new_ca() {
         let tmp = tempfile::tempdir().unwrap();
         let vault = tmp.path().join("v.tresor");
         let t = super::super::auth::tenant([7; 16]);
-        let first = setup(&vault, None, None, &t).unwrap();
+        let first = setup(&vault, None, None, &t, &PLAIN).unwrap();
         assert!(first.generated);
         let dir = dir_for(&vault);
         assert_eq!(dir, tmp.path().join("v.tresor.tls"));
-        let ca = std::fs::read(dir.join(CA)).unwrap();
-        let server = std::fs::read(dir.join(SERVER)).unwrap();
-        let again = setup(&vault, None, None, &t).unwrap();
+        assert!(!dir.join(CA_KEY).exists(), "the CA key is not kept");
+        let (ca, server) = (read(&dir, CA), read(&dir, SERVER));
+        let again = setup(&vault, None, None, &t, &PLAIN).unwrap();
         assert!(!again.generated);
-        assert_eq!(std::fs::read(dir.join(CA)).unwrap(), ca);
-        assert_eq!(std::fs::read(dir.join(SERVER)).unwrap(), server);
+        assert_eq!(
+            (read(&dir, CA), read(&dir, SERVER)),
+            (ca.clone(), server.clone())
+        );
+        // A missing certificate cannot be re-signed without the CA key: a new CA.
         std::fs::remove_file(dir.join(SERVER)).unwrap();
-        setup(&vault, None, None, &t).unwrap();
-        assert_eq!(std::fs::read(dir.join(CA)).unwrap(), ca);
-        assert_ne!(std::fs::read(dir.join(SERVER)).unwrap(), server);
+        assert!(setup(&vault, None, None, &t, &PLAIN).unwrap().generated);
+        assert_ne!(read(&dir, CA), ca);
+        assert_ne!(read(&dir, SERVER), server);
+        // --keep-ca-key needs a kept key: a new CA whose key stays, reused while it is asked.
+        assert!(setup(&vault, None, None, &t, &KEEP).unwrap().generated);
+        assert!(dir.join(CA_KEY).exists());
+        let kept = read(&dir, CA);
+        assert!(!setup(&vault, None, None, &t, &KEEP).unwrap().generated);
+        // Without it, the same CA is served and its key removed.
+        assert!(!setup(&vault, None, None, &t, &PLAIN).unwrap().generated);
+        assert_eq!(read(&dir, CA), kept);
+        assert!(!dir.join(CA_KEY).exists());
+        // Another name: a new CA that permits it.
+        let names = ["tresor.test".to_string(), "10.1.2.3".to_string()];
+        let named = Generated {
+            names: &names,
+            keep_ca_key: false,
+        };
+        assert!(setup(&vault, None, None, &t, &named).unwrap().generated);
+        assert!(!setup(&vault, None, None, &t, &named).unwrap().generated);
+        assert_ne!(read(&dir, CA), kept);
+        let bad = ["not a name".to_string()];
+        let bad = Generated {
+            names: &bad,
+            keep_ca_key: false,
+        };
+        assert!(setup(&vault, None, None, &t, &bad).is_err());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for f in [CA_KEY, SERVER_KEY] {
-                let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
-                assert_eq!(mode & 0o077, 0, "{f}");
-            }
+            let mode = std::fs::metadata(dir.join(SERVER_KEY))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0);
         }
         // Bring-your-own certificate: the generated pair loads as --cert/--key.
         let own = setup(
@@ -274,10 +481,45 @@ mod tests {
             Some(&dir.join(SERVER)),
             Some(&dir.join(SERVER_KEY)),
             &t,
+            &PLAIN,
         )
         .unwrap();
         assert!(own.ca.is_none());
         assert!(!dir_for(&tmp.path().join("other.tresor")).exists());
-        assert!(setup(&vault, Some(&dir.join(CA_KEY)), Some(&dir.join(CA)), &t).is_err());
+        assert!(
+            setup(
+                &vault,
+                Some(&dir.join(SERVER_KEY)),
+                Some(&dir.join(CA)),
+                &t,
+                &PLAIN
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn near_their_end_certificates_are_renewed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        let names = names(&[]).unwrap();
+        generate(&dir, "00000000-x", &names, false).unwrap();
+        assert_eq!(stale(&dir, &names, false), None);
+        // A CA that predates name constraints (or ends within RENEW_DAYS) is not reused.
+        let mut p = ca_params("00000000-x", &names).unwrap();
+        p.name_constraints = None;
+        let key = KeyPair::generate().unwrap();
+        std::fs::write(dir.join(CA), p.self_signed(&key).unwrap().pem()).unwrap();
+        assert_eq!(
+            stale(&dir, &names, false),
+            Some("the CA has no name constraints")
+        );
+        let mut p = ca_params("00000000-x", &names).unwrap();
+        p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_DAYS - 1);
+        std::fs::write(dir.join(CA), p.self_signed(&key).unwrap().pem()).unwrap();
+        assert_eq!(
+            stale(&dir, &names, false),
+            Some("a certificate is near its end")
+        );
     }
 }
