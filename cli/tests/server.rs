@@ -1445,3 +1445,122 @@ async fn idle_sockets_do_not_hold_the_connection_cap() {
     drop(idle);
     assert!(server.stop().success());
 }
+
+/// The certificate of `name` signed by the CA in `ca_pem` with its key `ca_key_pem`, and what
+/// a client trusting that CA (rustls's own verifier) says of it.
+fn verify_signed_by_ca(ca_pem: &str, ca_key_pem: &str, name: &str) -> Result<(), rustls::Error> {
+    use rustls::client::danger::ServerCertVerifier;
+    let ca_key = rcgen::KeyPair::from_pem(ca_key_pem).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(ca_pem, ca_key).unwrap();
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = p
+        .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    verifier
+        .verify_server_cert(
+            leaf.der(),
+            &[],
+            &ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .map(|_| ())
+}
+
+/// The generated CA can sign for local names only (X.509 name constraints), lives 90 days, and
+/// its key is dropped once the server certificate is signed unless `--keep-ca-key` is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_ca_is_name_constrained_short_lived_and_keyless() {
+    use x509_parser::extensions::GeneralName;
+    let f = fixture(Options::new(), |_| {});
+    let tls_dir = f.dir.path().join("v.tresor.tls");
+    let server = Server::start(&f, &[]);
+    assert!(
+        !tls_dir.join("ca-key.pem").exists(),
+        "the CA key is dropped"
+    );
+    let c = server.client(&f.ca());
+    assert_eq!(
+        c.get(&format!("/secrets?{API}"), &f.reader).await.status,
+        200
+    );
+    assert!(server.stop().success());
+
+    let ca_der = CertificateDer::from_pem_file(f.ca()).unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    assert!(ca.is_ca());
+    let nc = ca
+        .name_constraints()
+        .unwrap()
+        .expect("the CA carries name constraints");
+    assert!(nc.critical, "name constraints are critical");
+    let permitted: Vec<String> = nc
+        .value
+        .permitted_subtrees
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| match &t.base {
+            GeneralName::DNSName(d) => format!("dns:{d}"),
+            GeneralName::IPAddress(b) => format!("ip:{b:02x?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        permitted,
+        [
+            "dns:localhost".to_string(),
+            format!("ip:{:02x?}", [127u8, 0, 0, 0, 255, 0, 0, 0]),
+            format!(
+                "ip:{:02x?}",
+                [[0u8; 15].as_slice(), &[1], &[0xff; 16]].concat()
+            ),
+        ]
+    );
+    let server_der =
+        CertificateDer::from_pem_file(f.dir.path().join("v.tresor.tls").join("server.pem"))
+            .unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&server_der).unwrap();
+    for cert in [&ca, &leaf] {
+        let v = cert.validity();
+        let days = (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400;
+        assert!(days <= 91, "valid for {days} days");
+    }
+    let ca_pem = std::fs::read_to_string(f.ca()).unwrap();
+
+    // --keep-ca-key: a new CA (the old one's key is gone), whose key stays beside the vault.
+    let kept = Server::start(&f, &["--keep-ca-key"]);
+    let ca_key = std::fs::read_to_string(tls_dir.join("ca-key.pem")).expect("the key is kept");
+    let new_ca = std::fs::read_to_string(f.ca()).unwrap();
+    assert_ne!(new_ca, ca_pem, "re-issuing makes a new CA");
+    let c = kept.client(&f.ca());
+    assert_eq!(
+        c.get(&format!("/secrets?{API}"), &f.reader).await.status,
+        200
+    );
+    assert!(kept.stop().success());
+
+    // Even with its key, the CA cannot make a certificate for another name that a client
+    // trusting it accepts; one for localhost it can.
+    assert!(verify_signed_by_ca(&new_ca, &ca_key, "localhost").is_ok());
+    assert!(verify_signed_by_ca(&new_ca, &ca_key, "127.0.0.2").is_ok());
+    for other in ["example.com", "localhost.example.com", "10.0.0.1", "::2"] {
+        let e = verify_signed_by_ca(&new_ca, &ca_key, other).unwrap_err();
+        assert!(
+            format!("{e:?}").contains("NameConstraintViolation"),
+            "{other}: {e}"
+        );
+    }
+}
