@@ -1431,10 +1431,10 @@ async fn idle_sockets_do_not_hold_the_connection_cap() {
     let mut still_open = 0;
     for s in &idle {
         let mut buf = [0u8; 1];
-        if let Err(e) = s.try_read(&mut buf) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                still_open += 1;
-            }
+        if let Err(e) = s.try_read(&mut buf)
+            && e.kind() == std::io::ErrorKind::WouldBlock
+        {
+            still_open += 1;
         }
     }
     eprintln!("{still_open} of 8 idle sockets still open when the client was answered");
