@@ -322,6 +322,29 @@ mod tests {
     }
 
     #[test]
+    fn rendered_values_are_escaped_and_never_reallocated() {
+        let doc = json!({"id": "https://h/secrets/a/1", "tags": {}});
+        for value in [
+            "plain",
+            "quote \" backslash \\ newline \n",
+            "\u{1}\u{7f}é€😀",
+            "",
+        ] {
+            let out = render(&doc, Some(value));
+            let back: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back["value"], value);
+            assert_eq!(back["id"], doc["id"]);
+            assert!(out.len() <= out.capacity());
+        }
+        // The worst case of escaping fits the buffer reserved at first.
+        let controls = "\u{1}".repeat(100);
+        let out = render(&json!({}), Some(&controls));
+        assert_eq!(out.len(), "{\"value\":\"\"}".len() + 600);
+        assert_eq!(out.capacity(), 2 + 600 + 16, "reserved once, never grown");
+        assert_eq!(&*render(&json!({"a": 1}), None), br#"{"a":1}"#);
+    }
+
+    #[test]
     fn errors_do_not_echo_the_input() {
         let e = parse_set(br#"{"value": 12345678}"#).unwrap_err();
         assert!(!e.message.contains("12345678"), "{}", e.message);

@@ -8,7 +8,6 @@
 //! - [`json`]: Azure's JSON shapes.
 //! - [`errors`]: Azure's error bodies and statuses.
 //! - [`http`]: bodies, queries, hosts and responses.
-//!
 //! - [`refusals`]: unknown bearer tokens, refused and counted in memory.
 //!
 //! The vault is the synchronous library: every operation runs on tokio's blocking pool, so reads
