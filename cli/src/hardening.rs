@@ -6,8 +6,8 @@
 //!   `/proc/<pid>/mem` (root still can).
 //! - **Memory locked** where the OS allows it without making later allocations fail: on Linux,
 //!   `mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)` when the process may lock without limit
-//!   (root, or `RLIMIT_MEMLOCK` unlimited), so that pages holding secrets are not written to
-//!   swap. Under a finite lock limit it is not attempted: `MCL_FUTURE` would make every
+//!   (`CAP_IPC_LOCK`, as root usually has outside containers, or `RLIMIT_MEMLOCK` unlimited), so
+//!   that pages holding secrets are not written to swap. Under a finite lock limit it is not attempted: `MCL_FUTURE` would make every
 //!   allocation past the limit fail (a 64 MiB Argon2id evaluation would abort the process).
 //!
 //! Every step is best effort and silent: a refusal leaves the process as it was.
@@ -38,13 +38,18 @@ mod unix {
         }
     }
 
-    /// `mlockall` when the lock limit cannot make allocations fail.
+    /// `mlockall` when the lock limit cannot make allocations fail: `RLIMIT_MEMLOCK` unlimited,
+    /// or `CAP_IPC_LOCK`, which lifts it (being root is not enough: a container's root usually
+    /// lacks it).
     #[cfg(target_os = "linux")]
     fn lock_memory() {
         use rustix::mm::{MlockAllFlags, mlockall};
-        use rustix::process::{geteuid, getrlimit};
+        use rustix::process::getrlimit;
+        use rustix::thread::{CapabilitySet, capabilities};
         let unlimited = getrlimit(Resource::Memlock).current.is_none();
-        if !(unlimited || geteuid().is_root()) {
+        let exempt =
+            capabilities(None).is_ok_and(|c| c.effective.contains(CapabilitySet::IPC_LOCK));
+        if !(unlimited || exempt) {
             return;
         }
         let all = MlockAllFlags::CURRENT | MlockAllFlags::FUTURE;
