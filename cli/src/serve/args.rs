@@ -36,7 +36,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
     pub max_body: u64,
-    /// Most connections served at once; more wait to be accepted
+    /// Most connections served at once, counting those that completed a TLS handshake; more
+    /// wait. Sockets still in their handshake are bounded apart (256, 5 s each)
     #[arg(long, default_value_t = 512, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,

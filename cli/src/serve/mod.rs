@@ -167,10 +167,13 @@ fn banner(
             "CA certificate: {}{}\n  (trust it: connection_verify=<it> in the Azure SDK, or \
              REQUESTS_CA_BUNDLE / SSL_CERT_FILE)\n",
             ca.display(),
-            if tls.generated {
-                " (generated now)"
-            } else {
-                ""
+            match (tls.generated, tls.replaced) {
+                (_, Some(why)) => format!(
+                    " (a new CA, generated now: {why}; clients must trust it instead of the \
+                     old one)"
+                ),
+                (true, None) => " (generated now)".to_string(),
+                (false, None) => String::new(),
             }
         )),
         None => text.push_str("certificate: --cert/--key as given\n"),
