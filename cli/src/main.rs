@@ -10,6 +10,7 @@ mod commands;
 mod dotenv;
 mod error;
 mod files;
+mod hardening;
 mod names;
 mod output;
 mod panics;
@@ -25,6 +26,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    hardening::apply();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return args::usage_error(&e),

@@ -44,6 +44,8 @@ fn fixture(options: Options, prepare: impl FnOnce(&Vault)) -> Fixture {
     let key = dir.path().join("k.key");
     let credential = Credential::generate_key().unwrap();
     std::fs::write(&key, credential.key_hex().unwrap().as_bytes()).unwrap();
+    // Key files others can read are refused by the command line.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let v = Vault::create(&vault, &credential, options).unwrap();
     let owner = v
         .create_token("owner", Role::Owner)
@@ -82,6 +84,11 @@ impl Fixture {
         .unwrap()
     }
 
+    /// The number of audit records.
+    fn open_len(&self) -> u64 {
+        self.open().audit_len().unwrap()
+    }
+
     fn ca(&self) -> PathBuf {
         self.dir.path().join("v.tresor.tls").join("ca.pem")
     }
@@ -96,6 +103,11 @@ struct Server {
 
 impl Server {
     fn start(f: &Fixture, extra: &[&str]) -> Server {
+        Server::start_with(f, "buffered", extra)
+    }
+
+    /// With `--audit-reads audit_reads`.
+    fn start_with(f: &Fixture, audit_reads: &str, extra: &[&str]) -> Server {
         let stderr = f
             .dir
             .path()
@@ -107,7 +119,7 @@ impl Server {
             .arg(&f.key)
             .args([
                 "--audit-reads",
-                "buffered",
+                audit_reads,
                 "serve",
                 "--addr",
                 "127.0.0.1:0",
@@ -1211,4 +1223,366 @@ fn token_commands() {
     let v = f.open();
     assert!(v.token_identity(token).unwrap().is_none());
     assert_eq!(v.list_tokens().unwrap().len(), 3);
+}
+
+/// Occurrences of each of `needles` in the writable memory of process `pid` (heap, stacks,
+/// anonymous mappings), read through `/proc/<pid>/mem`; `None` when the kernel refuses the read.
+#[cfg(target_os = "linux")]
+fn copies_in_memory(pid: u32, needles: &[&[u8]]) -> Option<Vec<usize>> {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(1);
+    let mut counts = vec![0; needles.len()];
+    let mut read_any = false;
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (range, perms) = (fields[0], fields[1]);
+        let path = fields.get(5).copied().unwrap_or("");
+        if !perms.starts_with("rw") || path.starts_with("[v") {
+            continue;
+        }
+        let (lo, hi) = range.split_once('-').unwrap();
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).unwrap(),
+            u64::from_str_radix(hi, 16).unwrap(),
+        );
+        // Chunks overlapping by one needle less one byte: no occurrence is missed or counted twice.
+        let mut buf = Vec::new();
+        let mut at = lo;
+        while at < hi {
+            let len = (hi - at).min(1 << 22) as usize;
+            let keep = buf.len().min(longest - 1);
+            buf.drain(..buf.len() - keep);
+            let start = buf.len();
+            buf.resize(start + len, 0);
+            match mem.read_at(&mut buf[start..], at) {
+                Ok(n) if n > 0 => {
+                    read_any = true;
+                    buf.truncate(start + n);
+                    at += n as u64;
+                }
+                _ => break,
+            }
+            for (i, needle) in needles.iter().enumerate() {
+                counts[i] += buf.windows(needle.len()).filter(|w| w == needle).count();
+            }
+        }
+    }
+    read_any.then_some(counts)
+}
+
+/// Secret values and tokens do not linger in the server's memory once requests are answered:
+/// bodies, parsed values, serialized responses and the token's copies are wiped. The server
+/// also turns core dumps off.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_tokens_are_wiped_from_server_memory() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &[]);
+    let pid = server.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(core, ["0", "0"], "core dumps are off: {limits}");
+    // `Dumpable` is not in every kernel's status; where it is, it reads 0.
+    if let Some(d) = status.lines().find(|l| l.starts_with("Dumpable:")) {
+        assert!(d.ends_with('0'), "{d}");
+    }
+    // Memory is locked where the server may lock without limit (CAP_IPC_LOCK, as this test's
+    // own process has it when it runs as root outside a container).
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_string())
+    };
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let may_lock = field(&own, "CapEff:")
+        .and_then(|c| u64::from_str_radix(&c, 16).ok())
+        .is_some_and(|c| c & (1 << 14) != 0);
+    if may_lock {
+        assert_ne!(
+            field(&status, "VmLck:").as_deref(),
+            Some("0 kB"),
+            "{status}"
+        );
+    } else {
+        eprintln!("skipped the mlock check: this process lacks CAP_IPC_LOCK");
+    }
+    let c = server.client(&f.ca());
+    let marker: String = format!("MARKER{}", "9f3c1a7e".repeat(6));
+    for i in 0..3 {
+        let r = c
+            .put(
+                &format!("/secrets/m-{i}?{API}"),
+                &f.writer,
+                &json!({ "value": marker }),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        for _ in 0..2 {
+            let r = c.get(&format!("/secrets/m-{i}/?{API}"), &f.reader).await;
+            assert_eq!(r.json["value"], marker.as_str());
+        }
+    }
+    // Let the server close the connections the client has dropped.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let Some(counts) = copies_in_memory(pid, &[marker.as_bytes(), f.reader.as_bytes()]) else {
+        eprintln!("skipped the memory scan: /proc/{pid}/mem cannot be read by this user");
+        return;
+    };
+    eprintln!(
+        "copies left in the server's memory after 9 requests: value {}, reader token {}",
+        counts[0], counts[1]
+    );
+    // Before the values were wiped, 12 to 14 copies of the value were left (request and
+    // response bodies, JSON values). What remains is in hyper's and rustls's buffers, freed
+    // without being wiped (see docs/SECURITY.md).
+    assert!(counts[0] <= 8, "{} copies of the value", counts[0]);
+    assert!(server.stop().success());
+}
+
+/// Requests with unknown tokens cost no commit: they are refused in memory, counted per source
+/// address, and recorded as one refused `TokenAuthenticate` per source and minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tokens_do_not_grow_the_vault() {
+    const N: usize = 1000;
+    let f = fixture(Options::new(), |_| {});
+    // Durable read auditing: before, every refusal was a commit of its own.
+    let before_len = f.open_len();
+    let server = Server::start_with(&f, "durable", &[]);
+    let size_before = std::fs::metadata(&f.vault).unwrap().len();
+    let c = server.client(&f.ca());
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            // One connection, many requests: the refusals come fast.
+            let stream = c.tls_stream().await;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            for i in 0..N / 4 {
+                let req = Request::builder()
+                    .uri(format!("/secrets?{API}"))
+                    .header(HOST, c.addr.to_string())
+                    .header(AUTHORIZATION, format!("Bearer tresor_{t}{i:063x}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let r = sender.send_request(req).await.unwrap();
+                assert_eq!(r.status(), 401);
+                let _ = r.into_body().collect().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // A real token still works.
+    assert_eq!(
+        c.get(&format!("/secrets?{API}"), &f.reader).await.status,
+        200
+    );
+    let size_during = std::fs::metadata(&f.vault).unwrap().len();
+    assert!(server.stop().success());
+    let size_after = std::fs::metadata(&f.vault).unwrap().len();
+    eprintln!(
+        "vault file: {size_before} bytes before {N} unknown tokens, {size_during} while serving, \
+         {size_after} after the stop"
+    );
+    assert!(
+        size_after <= size_before + 64 * 1024,
+        "{size_before} -> {size_after} bytes"
+    );
+    let v = f.open();
+    v.verify_audit().unwrap();
+    let log = v.audit(before_len, 100_000).unwrap();
+    let refusals: Vec<_> = log
+        .iter()
+        .filter(|r| r.operation == Operation::TokenAuthenticate)
+        .collect();
+    // The server's open, its token listing and the reader's listing, and the refusals' one.
+    assert!(
+        log.len() <= 8,
+        "{} records for {N} refused requests: {log:?}",
+        log.len()
+    );
+    // Still recorded: one record, naming the source and the count, never a token.
+    assert_eq!(refusals.len(), 1, "{log:?}");
+    assert!(refusals[0].error.is_some());
+    assert!(
+        refusals[0]
+            .actor
+            .starts_with(&format!("refused tokens from 127.0.0.1: {N} since ")),
+        "{}",
+        refusals[0].actor
+    );
+    assert!(!log.iter().any(|r| r.actor.contains("tresor_")));
+}
+
+/// Sockets that never start a TLS handshake do not count against `--max-connections`: a real
+/// client is answered while as many idle sockets as the cap (and more) are still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_do_not_hold_the_connection_cap() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &["--max-connections", "4"]);
+    let c = server.client(&f.ca());
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    // They send nothing. Now a real client, with a generous overall timeout: a server whose
+    // cap they held would answer it only after closing them at their handshake deadline.
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.get(&format!("/secrets?{API}"), &f.reader),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(answered.status, 200);
+    // It was answered while every idle socket was still open: the server did not have to close
+    // any of them (at their handshake deadline) to make room.
+    let mut still_open = 0;
+    for s in &idle {
+        let mut buf = [0u8; 1];
+        if let Err(e) = s.try_read(&mut buf)
+            && e.kind() == std::io::ErrorKind::WouldBlock
+        {
+            still_open += 1;
+        }
+    }
+    eprintln!("{still_open} of 8 idle sockets still open when the client was answered");
+    assert_eq!(
+        still_open, 8,
+        "the client was answered only after idle sockets were closed"
+    );
+    drop(idle);
+    assert!(server.stop().success());
+}
+
+/// The certificate of `name` signed by the CA in `ca_pem` with its key `ca_key_pem`, and what
+/// a client trusting that CA (rustls's own verifier) says of it.
+fn verify_signed_by_ca(ca_pem: &str, ca_key_pem: &str, name: &str) -> Result<(), rustls::Error> {
+    use rustls::client::danger::ServerCertVerifier;
+    let ca_key = rcgen::KeyPair::from_pem(ca_key_pem).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(ca_pem, ca_key).unwrap();
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = p
+        .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    verifier
+        .verify_server_cert(
+            leaf.der(),
+            &[],
+            &ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .map(|_| ())
+}
+
+/// The generated CA can sign for local names only (X.509 name constraints), lives 90 days, and
+/// its key is dropped once the server certificate is signed unless `--keep-ca-key` is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_ca_is_name_constrained_short_lived_and_keyless() {
+    use x509_parser::extensions::GeneralName;
+    let f = fixture(Options::new(), |_| {});
+    let tls_dir = f.dir.path().join("v.tresor.tls");
+    let server = Server::start(&f, &[]);
+    assert!(
+        !tls_dir.join("ca-key.pem").exists(),
+        "the CA key is dropped"
+    );
+    let c = server.client(&f.ca());
+    assert_eq!(
+        c.get(&format!("/secrets?{API}"), &f.reader).await.status,
+        200
+    );
+    assert!(server.stop().success());
+
+    let ca_der = CertificateDer::from_pem_file(f.ca()).unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    assert!(ca.is_ca());
+    let nc = ca
+        .name_constraints()
+        .unwrap()
+        .expect("the CA carries name constraints");
+    assert!(nc.critical, "name constraints are critical");
+    let permitted: Vec<String> = nc
+        .value
+        .permitted_subtrees
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| match &t.base {
+            GeneralName::DNSName(d) => format!("dns:{d}"),
+            GeneralName::IPAddress(b) => format!("ip:{b:02x?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        permitted,
+        [
+            "dns:localhost".to_string(),
+            format!("ip:{:02x?}", [127u8, 0, 0, 0, 255, 0, 0, 0]),
+            format!(
+                "ip:{:02x?}",
+                [[0u8; 15].as_slice(), &[1], &[0xff; 16]].concat()
+            ),
+        ]
+    );
+    let server_der =
+        CertificateDer::from_pem_file(f.dir.path().join("v.tresor.tls").join("server.pem"))
+            .unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&server_der).unwrap();
+    for cert in [&ca, &leaf] {
+        let v = cert.validity();
+        let days = (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400;
+        assert!(days <= 91, "valid for {days} days");
+    }
+    let ca_pem = std::fs::read_to_string(f.ca()).unwrap();
+
+    // --keep-ca-key: a new CA (the old one's key is gone), whose key stays beside the vault.
+    let kept = Server::start(&f, &["--keep-ca-key"]);
+    let ca_key = std::fs::read_to_string(tls_dir.join("ca-key.pem")).expect("the key is kept");
+    let new_ca = std::fs::read_to_string(f.ca()).unwrap();
+    assert_ne!(new_ca, ca_pem, "re-issuing makes a new CA");
+    let c = kept.client(&f.ca());
+    assert_eq!(
+        c.get(&format!("/secrets?{API}"), &f.reader).await.status,
+        200
+    );
+    assert!(kept.stop().success());
+
+    // Even with its key, the CA cannot make a certificate for another name that a client
+    // trusting it accepts; one for localhost it can.
+    assert!(verify_signed_by_ca(&new_ca, &ca_key, "localhost").is_ok());
+    assert!(verify_signed_by_ca(&new_ca, &ca_key, "127.0.0.2").is_ok());
+    for other in ["example.com", "localhost.example.com", "10.0.0.1", "::2"] {
+        let e = verify_signed_by_ca(&new_ca, &ca_key, other).unwrap_err();
+        assert!(
+            format!("{e:?}").contains("NameConstraintViolation"),
+            "{other}: {e}"
+        );
+    }
 }

@@ -18,6 +18,14 @@ pub struct ServeArgs {
     /// The private key (PEM, PKCS#8, SEC1 or PKCS#1) of --cert
     #[arg(long, value_name = "PEM", requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Also name NAME (a DNS name or an IP address) in the generated certificate, and permit it
+    /// in the generated CA's name constraints (repeatable). A change makes a new CA
+    #[arg(long, value_name = "NAME", conflicts_with = "cert")]
+    pub tls_name: Vec<String>,
+    /// Keep the generated CA's private key in <vault>.tls/ca-key.pem (mode 0600). Without it the
+    /// key is dropped once the server certificate is signed, and a new certificate needs a new CA
+    #[arg(long, conflicts_with = "cert")]
+    pub keep_ca_key: bool,
     /// Development only: accept any bearer token, as an owner. Logged loudly
     #[arg(long)]
     pub allow_any_token: bool,
@@ -28,7 +36,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
     pub max_body: u64,
-    /// Most connections served at once; more wait to be accepted
+    /// Most connections served at once, counting those that completed a TLS handshake; more
+    /// wait. Sockets still in their handshake are bounded apart (256, 5 s each)
     #[arg(long, default_value_t = 512, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,

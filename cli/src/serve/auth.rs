@@ -63,19 +63,26 @@ pub enum Policy {
 /// The actor of requests under `--allow-any-token`.
 pub const ANY_TOKEN_ACTOR: &str = "any-token (--allow-any-token)";
 
+/// The 401 of a token the vault does not know.
+pub fn unknown_token() -> ApiError {
+    ApiError::unauthorized(
+        "The bearer token is not one this vault knows (never created, or revoked).",
+    )
+}
+
 /// The handle a request runs on, for the token it presented. Blocking: call it off the async
 /// executor. `Err` is the 401 (unknown token) or 403 (a role the server's key slot cannot grant)
 /// to send.
 pub fn identify(vault: &Vault, policy: Policy, token: &str) -> Result<Vault, ApiError> {
-    let (actor, role) = match policy {
-        Policy::AnyToken => (ANY_TOKEN_ACTOR.to_string(), vault.role()),
+    // A token's handle names the token in its audit records (its id and role).
+    let (handle, role) = match policy {
+        Policy::AnyToken => (
+            vault.as_identity(ANY_TOKEN_ACTOR, vault.role()),
+            vault.role(),
+        ),
         Policy::Tokens => match vault.token_identity(token) {
-            Ok(Some(info)) => (info.actor(), info.role),
-            Ok(None) => {
-                return Err(ApiError::unauthorized(
-                    "The bearer token is not one this vault knows (never created, or revoked).",
-                ));
-            }
+            Ok(Some(info)) => (vault.as_token(&info), info.role),
+            Ok(None) => return Err(unknown_token()),
             Err(e) => {
                 return Err(super::errors::from_vault(
                     &e,
@@ -84,7 +91,7 @@ pub fn identify(vault: &Vault, policy: Policy, token: &str) -> Result<Vault, Api
             }
         },
     };
-    vault.as_identity(actor, role).map_err(|_| {
+    handle.map_err(|_| {
         ApiError::forbidden_role(
             role,
             &format!(

@@ -1,15 +1,19 @@
 //! HTTP plumbing: query strings, path segments, the request's host, bodies read with a size cap
 //! and a deadline, and responses.
+//!
+//! Request and response bodies may hold secret values: both live in buffers that are wiped when
+//! dropped ([`Zeroizing`]), grown without leaving copies behind in freed memory.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, WWW_AUTHENTICATE,
 };
 use hyper::{HeaderMap, Response, StatusCode, Uri};
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use super::errors::ApiError;
 
@@ -100,8 +104,25 @@ pub fn host(headers: &HeaderMap, uri: &Uri, fallback: &str) -> Result<String, Ap
     }
 }
 
-/// Reads a whole body of at most `limit` bytes within [`BODY_TIMEOUT`].
-pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
+/// A buffer wiped when dropped.
+pub type Wiped = Zeroizing<Vec<u8>>;
+
+/// Appends `data` to `buf`; a full buffer moves to a larger one and the old one is wiped (a
+/// `Vec` growing in place would leave copies in freed memory).
+fn push_wiped(buf: &mut Wiped, data: &[u8]) {
+    let need = buf.len() + data.len();
+    if need > buf.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(need.max(buf.capacity() * 2)));
+        bigger.extend_from_slice(buf);
+        *buf = bigger;
+    }
+    buf.extend_from_slice(data);
+}
+
+/// Reads a whole body of at most `limit` bytes within [`BODY_TIMEOUT`], into a buffer wiped
+/// when dropped; the frames hyper hands over are wiped too where no other reference holds them.
+pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<Wiped, ApiError> {
+    let mut expected = 0;
     if let Some(len) = headers.get(CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
@@ -111,14 +132,30 @@ pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: u64) -> Resul
         if len > limit {
             return Err(ApiError::too_large(limit));
         }
+        expected = usize::try_from(len).unwrap_or(0);
     }
     let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, cap).collect()).await {
-        Err(_) => Err(ApiError::body_timeout()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Ok(Err(_)) => Err(ApiError::bad("The request body could not be read.")),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
+    let read = async move {
+        let mut body = body;
+        let mut buf: Wiped = Zeroizing::new(Vec::with_capacity(expected));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ApiError::bad("The request body could not be read."))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > cap {
+                return Err(ApiError::too_large(limit));
+            }
+            push_wiped(&mut buf, &data);
+            if let Ok(mut own) = data.try_into_mut() {
+                own.fill(0);
+            }
+        }
+        Ok(buf)
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| Err(ApiError::body_timeout()))
 }
 
 fn base(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>> {
@@ -136,10 +173,14 @@ fn base(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>> {
     r
 }
 
+/// A response whose JSON body is `body`, wiped once hyper has sent it and dropped it.
+pub fn json_body(status: StatusCode, body: Wiped) -> Response<Full<Bytes>> {
+    base(status, Bytes::from_owner(body), true)
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    base(status, Bytes::from(body), true)
+    json_body(status, super::json::render(value, None))
 }
 
 /// A response with no body.

@@ -17,6 +17,7 @@ use tresor::{
 use zeroize::Zeroizing;
 
 use super::errors::ApiError;
+use super::http::Wiped;
 
 /// What every bundle repeats: the base URL and the vault's recovery settings.
 #[derive(Clone, Debug)]
@@ -77,14 +78,10 @@ impl Ctx {
         m
     }
 
-    /// A `SecretBundle`: with the value for get and set, without it for update, recover and
-    /// restore.
-    pub fn bundle(&self, p: &SecretProperties, value: Option<&str>) -> Value {
-        let mut m = self.common(p, true);
-        if let Some(v) = value {
-            m.insert("value".into(), v.into());
-        }
-        Value::Object(m)
+    /// A `SecretBundle` without its value (update, recover and restore answer so; get and set
+    /// add the value with [`render`]).
+    pub fn bundle(&self, p: &SecretProperties) -> Value {
+        Value::Object(self.common(p, true))
     }
 
     /// A `SecretItem` of a listing: `id` without the version in the list of secrets, with it in
@@ -113,6 +110,30 @@ impl Ctx {
     pub fn deleted_item(&self, d: &DeletedSecret) -> Value {
         self.deleted(d, false)
     }
+}
+
+/// The JSON text of `doc` (an object), with `"value": value` added first when given, in a buffer
+/// wiped when dropped. The value is written straight into a buffer large enough for it escaped,
+/// so it is never held in a `serde_json::Value` or a buffer that grows.
+pub fn render(doc: &Value, value: Option<&str>) -> Wiped {
+    let rest = serde_json::to_vec(doc).unwrap_or_default();
+    let Some(value) = value else {
+        return Zeroizing::new(rest);
+    };
+    // Escaped, a byte takes at most 6 (`\u00XX`).
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        rest.len() + value.len().saturating_mul(6) + 16,
+    ));
+    out.extend_from_slice(b"{\"value\":");
+    let _ = serde_json::to_writer(&mut *out, value);
+    match rest.get(1..) {
+        Some(b"}") | None => out.push(b'}'),
+        Some(tail) => {
+            out.push(b',');
+            out.extend_from_slice(tail);
+        }
+    }
+    out
 }
 
 /// A page of a listing: `{"value": [...], "nextLink": url | null}`.
@@ -298,6 +319,29 @@ mod tests {
         assert!(parse_set(br#"{"value":"x","tags":{"a":1}}"#).is_err());
         assert!(parse_set(b"{\"value\":").is_err());
         assert!(parse_set(b"[]").is_err());
+    }
+
+    #[test]
+    fn rendered_values_are_escaped_and_never_reallocated() {
+        let doc = json!({"id": "https://h/secrets/a/1", "tags": {}});
+        for value in [
+            "plain",
+            "quote \" backslash \\ newline \n",
+            "\u{1}\u{7f}é€😀",
+            "",
+        ] {
+            let out = render(&doc, Some(value));
+            let back: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back["value"], value);
+            assert_eq!(back["id"], doc["id"]);
+            assert!(out.len() <= out.capacity());
+        }
+        // The worst case of escaping fits the buffer reserved at first.
+        let controls = "\u{1}".repeat(100);
+        let out = render(&json!({}), Some(&controls));
+        assert_eq!(out.len(), "{\"value\":\"\"}".len() + 600);
+        assert_eq!(out.capacity(), 2 + 600 + 16, "reserved once, never grown");
+        assert_eq!(&*render(&json!({"a": 1}), None), br#"{"a":1}"#);
     }
 
     #[test]

@@ -8,19 +8,22 @@
 //! - [`json`]: Azure's JSON shapes.
 //! - [`errors`]: Azure's error bodies and statuses.
 //! - [`http`]: bodies, queries, hosts and responses.
+//! - [`refusals`]: unknown bearer tokens, refused and counted in memory.
 //!
 //! The vault is the synchronous library: every operation runs on tokio's blocking pool, so reads
-//! proceed in parallel and a slow commit never stalls the executor. Connections are capped;
-//! a TLS handshake, a request head (and an idle keep-alive connection) and a request body each
-//! have a deadline, and bodies a size cap, so that slow or malformed clients cannot hold others
-//! up. Ctrl-C or SIGTERM stops accepting, lets requests in flight finish, and commits buffered
-//! audit records before exiting.
+//! proceed in parallel and a slow commit never stalls the executor. Sockets still in their TLS
+//! handshake have a bound and a short deadline of their own; connections that completed one are
+//! capped (`--max-connections`). A request head (and an idle keep-alive connection) and a
+//! request body each have a deadline, and bodies a size cap, so that slow or malformed clients
+//! cannot hold others up. Ctrl-C or SIGTERM stops accepting, lets requests in flight finish, and
+//! commits buffered audit records before exiting.
 
 pub mod args;
 mod auth;
 mod errors;
 mod http;
 mod json;
+mod refusals;
 mod routes;
 mod tls;
 pub mod tokens;
@@ -54,8 +57,13 @@ use crate::args::{AuditReads, Global};
 use crate::error::{CliError, CliResult};
 use crate::{output, unlock};
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take (from the accept).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most sockets in their TLS handshake at once (apart from `--max-connections`, which counts
+/// only connections that completed one); more wait in the listen backlog.
+const MAX_HANDSHAKES: usize = 256;
+/// How often ended windows of refused tokens are recorded.
+const REFUSALS_TICK: Duration = Duration::from_secs(15);
 /// How long a request head may take to arrive (also how long a keep-alive connection may idle).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long requests in flight may take to finish after a stop signal.
@@ -74,6 +82,7 @@ struct State {
     fallback_host: String,
     access_log: bool,
     served: AtomicU64,
+    gate: refusals::Gate,
 }
 
 /// `tresor serve`.
@@ -83,7 +92,16 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     let vault = opened.vault;
     let settings = vault.settings()?;
     let tenant = auth::tenant(vault.vault_id());
-    let tls = tls::setup(&path, a.cert.as_deref(), a.key.as_deref(), &tenant)?;
+    let tls = tls::setup(
+        &path,
+        a.cert.as_deref(),
+        a.key.as_deref(),
+        &tenant,
+        &tls::Generated {
+            names: &a.tls_name,
+            keep_ca_key: a.keep_ca_key,
+        },
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tresor-serve")
@@ -103,6 +121,7 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
         fallback_host: a.addr.to_string(),
         access_log: a.access_log,
         served: AtomicU64::new(0),
+        gate: refusals::Gate::new(&vault),
     });
     let listener = runtime
         .block_on(TcpListener::bind(a.addr))
@@ -110,10 +129,8 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", a.addr)))?;
-    // Only an owner may list tokens; another handle would leave a refusal in the audit log.
-    let tokens = (vault.role() == tresor::Role::Owner)
-        .then(|| vault.list_tokens().ok().map(|t| t.len()))
-        .flatten();
+    // Only an owner may list tokens (the gate did, if it could).
+    let tokens = state.gate.token_count();
     banner(g, a, &path, local, &tls, tokens)?;
     let served = runtime.block_on(serve(
         listener,
@@ -121,8 +138,10 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
         state.clone(),
         a.max_connections as usize,
     ));
-    drop(state);
     drop(runtime);
+    // Refusals still counted in memory are recorded before the vault closes.
+    refusals::record(&vault, &state.gate.ended(true));
+    drop(state);
     // Buffered read records are committed before exit; the error, if any, is reported.
     let closed = vault.close();
     eprintln!("tresor serve: stopped after {served} requests; audit records committed");
@@ -148,10 +167,13 @@ fn banner(
             "CA certificate: {}{}\n  (trust it: connection_verify=<it> in the Azure SDK, or \
              REQUESTS_CA_BUNDLE / SSL_CERT_FILE)\n",
             ca.display(),
-            if tls.generated {
-                " (generated now)"
-            } else {
-                ""
+            match (tls.generated, tls.replaced) {
+                (_, Some(why)) => format!(
+                    " (a new CA, generated now: {why}; clients must trust it instead of the \
+                     old one)"
+                ),
+                (true, None) => " (generated now)".to_string(),
+                (false, None) => String::new(),
             }
         )),
         None => text.push_str("certificate: --cert/--key as given\n"),
@@ -177,7 +199,8 @@ fn banner(
     if !local.ip().is_loopback() {
         eprintln!(
             "tresor serve: WARNING: listening on {local}, which is reachable from other \
-             machines; the generated certificate names only localhost, 127.0.0.1 and ::1"
+             machines; the generated certificate names only localhost, 127.0.0.1, ::1 and any \
+             --tls-name"
         );
     }
     if tokens == Some(0) && !a.allow_any_token {
@@ -221,6 +244,10 @@ async fn stop_signal() {
 }
 
 /// Accepts connections until a stop signal, then drains them; returns the requests served.
+///
+/// A socket takes a handshake slot ([`MAX_HANDSHAKES`]) when accepted and has
+/// [`HANDSHAKE_TIMEOUT`] to complete its TLS handshake; only then does it wait for one of the
+/// `max_connections` slots, so sockets that never speak TLS cannot keep clients out.
 async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -228,20 +255,22 @@ async fn serve(
     max_connections: usize,
 ) -> u64 {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
+    let ticker = tokio::spawn(record_refusals(state.clone()));
     let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
+        let handshake = tokio::select! {
             _ = &mut stop => break,
-            p = slots.clone().acquire_owned() => match p {
+            p = handshakes.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut stop => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -256,17 +285,28 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
+        let slots = slots.clone();
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let Ok(Ok(stream)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
             else {
                 return;
             };
+            // The handshake slot is held while waiting for a connection slot, so that waiting
+            // connections stay bounded too.
+            let permit = tokio::select! {
+                p = slots.acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = stop_rx.changed() => return,
+            };
+            drop(handshake);
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
+                async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -285,6 +325,7 @@ async fn serve(
         });
     }
     drop(listener);
+    ticker.abort();
     let _ = stop_tx.send(true);
     eprintln!("tresor serve: stopping: finishing requests in flight");
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -298,14 +339,32 @@ async fn serve(
     state.served.load(Ordering::Relaxed)
 }
 
+/// Records the windows of refused tokens that have ended, every [`REFUSALS_TICK`].
+async fn record_refusals(state: Arc<State>) {
+    let mut tick = tokio::time::interval(REFUSALS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ended = state.gate.ended(false);
+        if !ended.is_empty() {
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || refusals::record(&st.vault, &ended)).await;
+        }
+    }
+}
+
 /// Serves one request, and logs it with `--access-log`.
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (result, actor) = respond(&state, req).await;
+    let (result, actor) = respond(&state, peer, req).await;
     let response = match result {
-        Ok((status, Some(body))) => http::json(status, &body),
+        Ok((status, Some(body))) => http::json_body(status, body),
         Ok((status, None)) => http::empty(status),
         Err(e) => http::error(&e, &state.challenge),
     };
@@ -322,7 +381,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     response
 }
 
-type Outcome = Result<(StatusCode, Option<serde_json::Value>), ApiError>;
+type Outcome = Result<(StatusCode, Option<http::Wiped>), ApiError>;
 
 /// Runs `f` on the blocking pool; a panic there is a 500, never a crash.
 async fn blocking<T: Send + 'static>(
@@ -334,12 +393,24 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The checks and the operation of one request; returns the outcome and the caller's actor.
-async fn respond(state: &Arc<State>, req: Request<Incoming>) -> (Outcome, Option<String>) {
+async fn respond(
+    state: &Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> (Outcome, Option<String>) {
     let (parts, body) = req.into_parts();
     // No token, no action: the 401 challenge comes before anything else is looked at.
     let token = match auth::bearer(&parts.headers) {
         Ok(t) => Zeroizing::new(t.to_string()),
         Err(e) => return (Err(e), None),
+    };
+    // An unknown token is refused in memory: it costs no commit.
+    let consulted = match state.policy {
+        Policy::AnyToken => None,
+        Policy::Tokens => match state.gate.check(&token, peer.ip()) {
+            refusals::Check::Refuse => return (Err(auth::unknown_token()), None),
+            refusals::Check::Consult(id) => Some(id),
+        },
     };
     let parsed = (|| {
         let host = http::host(&parts.headers, &parts.uri, &state.fallback_host)?;
@@ -363,7 +434,7 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> (Outcome, Option
     if !needs_body {
         // One trip to the blocking pool: who the caller is, then the operation.
         let outcome = blocking(move || {
-            let handle = auth::identify(&st.vault, st.policy, &token)?;
+            let handle = identify(&st, &token, consulted)?;
             let actor = handle.actor().to_string();
             Ok(match parsed {
                 Ok(call) => (routes::execute(&handle, &call), actor),
@@ -378,7 +449,7 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> (Outcome, Option
     }
     // A body is read only from a caller the vault knows.
     let identified = blocking(move || {
-        let handle = auth::identify(&st.vault, st.policy, &token)?;
+        let handle = identify(&st, &token, consulted)?;
         let actor = handle.actor().to_string();
         Ok((handle, actor))
     })
@@ -397,4 +468,17 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> (Outcome, Option
     }
     let outcome = blocking(move || routes::execute(&handle, &call)).await;
     (outcome, Some(actor))
+}
+
+/// The handle for `token` (blocking); a token the vault confirms is remembered by the gate.
+fn identify(
+    state: &State,
+    token: &str,
+    consulted: Option<refusals::TokenId>,
+) -> Result<Vault, ApiError> {
+    let handle = auth::identify(&state.vault, state.policy, token)?;
+    if let Some(id) = consulted {
+        state.gate.known(id);
+    }
+    Ok(handle)
 }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use tresor::{Error, Vault, VersionId};
 
 use super::errors::{ApiError, Subject, from_vault};
-use super::http::{Query, percent_decode};
+use super::http::{Query, Wiped, percent_decode};
 use super::json::{self, Ctx};
 
 /// The largest page of a listing (Azure's limit), and the size of a page when none is asked.
@@ -154,7 +154,7 @@ pub struct Call {
     pub route: Route,
     pub query: Query,
     pub api_version: String,
-    pub body: Option<hyper::body::Bytes>,
+    pub body: Option<Wiped>,
     pub ctx: Ctx,
 }
 
@@ -189,13 +189,15 @@ fn version_id(name: &str, v: &str) -> Result<VersionId, ApiError> {
 }
 
 fn body_of(call: &Call) -> &[u8] {
-    call.body.as_deref().unwrap_or_default()
+    call.body.as_deref().map_or(&[], Vec::as_slice)
 }
 
-/// Runs `call` on `vault` (the caller's handle). Blocking: run it off the async executor.
-pub fn execute(vault: &Vault, call: &Call) -> Result<(StatusCode, Option<Value>), ApiError> {
+/// Runs `call` on `vault` (the caller's handle) and renders its JSON answer. Blocking: run it
+/// off the async executor.
+pub fn execute(vault: &Vault, call: &Call) -> Result<(StatusCode, Option<Wiped>), ApiError> {
     let ctx = &call.ctx;
-    let ok = |v: Value| Ok((StatusCode::OK, Some(v)));
+    let ok = |v: Value| Ok((StatusCode::OK, Some(json::render(&v, None))));
+    let ok_with = |v: Value, value: &str| Ok((StatusCode::OK, Some(json::render(&v, Some(value)))));
     match &call.route {
         Route::ListSecrets => {
             let limit = max_results(&call.query)?;
@@ -257,14 +259,14 @@ pub fn execute(vault: &Vault, call: &Call) -> Result<(StatusCode, Option<Value>)
             }
             .map_err(|e| from_vault(&e, Subject::Secret(name, version.as_deref())))?;
             let text = json::value_text(&secret, name)?;
-            ok(ctx.bundle(&secret.properties, Some(text)))
+            ok_with(ctx.bundle(&secret.properties), text)
         }
         Route::Set(name) => {
             let (value, options) = json::parse_set(body_of(call))?;
             let props = vault
                 .set_with(name, value.as_bytes(), &options)
                 .map_err(|e| from_vault(&e, Subject::Secret(name, None)))?;
-            ok(ctx.bundle(&props, Some(&value)))
+            ok_with(ctx.bundle(&props), value.as_str())
         }
         Route::Update(name, version) => {
             let update = json::parse_update(body_of(call))?;
@@ -275,7 +277,7 @@ pub fn execute(vault: &Vault, call: &Call) -> Result<(StatusCode, Option<Value>)
             let props = vault
                 .update_properties(name, id.as_ref(), &update)
                 .map_err(|e| from_vault(&e, Subject::Secret(name, version.as_deref())))?;
-            ok(ctx.bundle(&props, None))
+            ok(ctx.bundle(&props))
         }
         Route::Delete(name) => {
             let d = vault
@@ -294,7 +296,7 @@ pub fn execute(vault: &Vault, call: &Call) -> Result<(StatusCode, Option<Value>)
             let props = vault
                 .restore_secret(&blob)
                 .map_err(|e| from_vault(&e, Subject::Backup))?;
-            ok(ctx.bundle(&props, None))
+            ok(ctx.bundle(&props))
         }
         Route::GetDeleted(name) => {
             let d = vault
@@ -306,7 +308,7 @@ pub fn execute(vault: &Vault, call: &Call) -> Result<(StatusCode, Option<Value>)
             let props = vault
                 .recover(name)
                 .map_err(|e| from_vault(&e, Subject::Deleted(name)))?;
-            ok(ctx.bundle(&props, None))
+            ok(ctx.bundle(&props))
         }
         Route::Purge(name) => {
             vault
