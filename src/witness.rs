@@ -121,10 +121,22 @@ impl FileWitness {
     }
 
     /// The witness of the vault file `vault_path` in the directory `dir` (created, mode 0700,
-    /// when missing): one file per canonical vault path, so copies at other paths have
-    /// witnesses of their own. The vault file must exist.
+    /// when first written): one file per canonical vault path, so copies at other paths have
+    /// witnesses of their own. The vault file's directory must exist (the file need not yet).
     pub fn for_vault(dir: impl AsRef<Path>, vault_path: impl AsRef<Path>) -> Result<Self> {
-        let canonical = std::fs::canonicalize(vault_path.as_ref())?;
+        let path = vault_path.as_ref();
+        let canonical = match std::fs::canonicalize(path) {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let name = path.file_name().ok_or(e)?;
+                std::fs::canonicalize(parent)?.join(name)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let digest = blake3::hash(canonical.as_os_str().as_encoded_bytes());
         let name = format!("{}.witness", crypto::hex(&digest.as_bytes()[..16]));
         Ok(FileWitness::new(dir.as_ref().join(name)))

@@ -148,7 +148,7 @@ pub struct Cli {
 }
 
 /// Where the vault is, how to unlock it, and how it is opened.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Global {
     /// The vault file [default: ./.tresor/<profile>.tresor]
     #[arg(
@@ -203,6 +203,25 @@ pub struct Global {
     /// Without it such a key file is refused: anyone who reads it opens the vault.
     #[arg(long, global = true, help_heading = "Vault")]
     pub allow_insecure_key_file: bool,
+
+    /// Where rollback witnesses are kept [default: $XDG_STATE_HOME/tresor/witness, else
+    /// ~/.local/state/tresor/witness]
+    ///
+    /// After every change, where the vault's audit log stands is written to a small file here
+    /// (one per vault file path); an older copy of the vault put back in its place is then
+    /// refused. `tresor witness reset` accepts a copy restored on purpose.
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_WITNESS_DIR",
+        value_name = "DIR",
+        help_heading = "Vault"
+    )]
+    pub witness_dir: Option<PathBuf>,
+
+    /// Keep no rollback witness for this command (neither check nor update it)
+    #[arg(long, global = true, env = "TRESOR_NO_WITNESS", help_heading = "Vault")]
+    pub no_witness: bool,
 
     /// Actor named in audit records [default: the unlocking slot's label]
     #[arg(
@@ -305,6 +324,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the head of the audit chain (for --expect-checkpoint)
     Checkpoint,
+    /// Show the rollback witness, or accept a restored older copy of the vault
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// List, add or remove key slots
     #[command(subcommand)]
     Slot(SlotCommand),
@@ -555,6 +577,14 @@ pub struct AuditArgs {
 
 /// `tresor slot …`.
 #[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Where the witness is, and where it and the vault file stand
+    Show,
+    /// Accept the vault file as it is (an older copy restored on purpose; owner only, audited)
+    Reset,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SlotCommand {
     /// List the key slots
     List(JsonFlag),
@@ -620,6 +650,13 @@ impl From<RoleArg> for tresor::Role {
 pub struct SlotRemoveArgs {
     /// The slot id (see `tresor slot list`)
     pub id: u32,
+    /// Then rotate the master key (and compact), so that the removed slot's credential no
+    /// longer opens older copies' secrets in this file. The other slots' credentials are
+    /// needed: --also-key-file / --also-passphrase-file as for `rotate-key`
+    #[arg(long)]
+    pub rotate: bool,
+    #[command(flatten)]
+    pub others: OtherCredentials,
 }
 
 #[derive(Debug, Args)]
@@ -630,10 +667,25 @@ pub struct PasswdArgs {
     /// Read the new passphrase from this file (else a prompt asks for it twice)
     #[arg(long, value_name = "F")]
     pub new_passphrase_file: Option<PathBuf>,
+    /// Then rotate the master key (and compact): whoever knew the old passphrase could have
+    /// kept the master key it unwrapped. The other slots' credentials are needed, as for
+    /// `rotate-key`
+    #[arg(long)]
+    pub rotate: bool,
+    #[command(flatten)]
+    pub others: OtherCredentials,
 }
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
+    #[command(flatten)]
+    pub others: OtherCredentials,
+}
+
+/// The credentials of the key slots other than the one that unlocked: a master-key rotation
+/// re-wraps every slot.
+#[derive(Debug, Args)]
+pub struct OtherCredentials {
     /// The key file of another key slot (repeatable): every slot must be re-wrapped
     #[arg(long, value_name = "PATH")]
     pub also_key_file: Vec<PathBuf>,

@@ -15,7 +15,8 @@ use std::io::Write;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::{Map, Value, json};
 use tresor::{
-    AuditRecord, DeletedSecret, SecretProperties, SlotInfo, SlotKind, Timestamp, VaultSettings,
+    AuditRecord, DeletedSecret, Principal, SecretProperties, SlotInfo, SlotKind, Timestamp,
+    VaultSettings,
 };
 
 use crate::error::{CliError, CliResult};
@@ -196,7 +197,25 @@ pub fn audit_json(r: &AuditRecord) -> Value {
         "error".into(),
         r.error.clone().map_or(Value::Null, Value::from),
     );
+    m.insert("principal".into(), principal_json(r.principal.as_ref()));
     Value::Object(m)
+}
+
+/// The credential behind an audit record: `{"kind": "slot"|"token", "id", "role"}`, or null
+/// (the vault's own records, and records written before file format 3).
+fn principal_json(p: Option<&Principal>) -> Value {
+    match p {
+        Some(Principal::Slot { id, role }) => {
+            json!({"kind": "slot", "id": id.to_string(), "role": role.as_str()})
+        }
+        Some(Principal::Token { id, role }) => {
+            json!({"kind": "token", "id": id, "role": role.as_str()})
+        }
+        Some(other) => {
+            json!({"kind": other.to_string(), "id": null, "role": other.role().as_str()})
+        }
+        None => Value::Null,
+    }
 }
 
 /// A key slot as JSON.
@@ -381,6 +400,7 @@ pub fn audit_table(items: &[AuditRecord]) -> Table {
         "SEQ",
         "TIME",
         "ACTOR",
+        "CREDENTIAL",
         "OPERATION",
         "NAME",
         "VERSION",
@@ -391,6 +411,9 @@ pub fn audit_table(items: &[AuditRecord]) -> Table {
             r.seq.to_string(),
             time::rfc3339(r.time),
             r.actor.clone(),
+            r.principal
+                .as_ref()
+                .map_or_else(|| "-".into(), ToString::to_string),
             r.operation.as_str().into(),
             r.name.clone().unwrap_or_else(|| "-".into()),
             r.version.map_or_else(|| "-".into(), |v| v.to_string()),

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use tresor::{AuditLevel, Credential, Error, Options, Vault};
+use tresor::{AuditLevel, Credential, Error, FileWitness, Options, Vault};
 use zeroize::Zeroizing;
 
 use crate::args::{AuditReads, Global};
@@ -167,6 +167,52 @@ pub fn options(g: &Global) -> Options {
     o
 }
 
+/// The rollback witness of the vault file `path`: in `--witness-dir`, else
+/// `$XDG_STATE_HOME/tresor/witness`, else `~/.local/state/tresor/witness`; none with
+/// `--no-witness` or when no such directory can be named (no `HOME`).
+pub fn witness(g: &Global, path: &Path) -> CliResult<Option<FileWitness>> {
+    if g.no_witness {
+        return Ok(None);
+    }
+    let dir = match &g.witness_dir {
+        Some(d) => d.clone(),
+        None => {
+            let state = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .filter(|p| p.is_absolute())
+                        .map(|h| h.join(".local/state"))
+                });
+            match state {
+                Some(s) => s.join("tresor/witness"),
+                None => return Ok(None),
+            }
+        }
+    };
+    match FileWitness::for_vault(&dir, path) {
+        Ok(w) => Ok(Some(w)),
+        // The vault's own directory is missing: the command fails on the vault itself.
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::new(format!(
+            "cannot name the rollback witness of {}: {}",
+            quote(&path.display().to_string()),
+            describe(&e, None)
+        ))),
+    }
+}
+
+/// The options of an open of the vault file `path`: the global flags and its witness.
+pub fn open_options(g: &Global, path: &Path) -> CliResult<Options> {
+    let o = options(g);
+    Ok(match witness(g, path)? {
+        Some(w) => o.witness(w),
+        None => o,
+    })
+}
+
 /// An open vault and how it was unlocked.
 pub struct Opened {
     /// The vault.
@@ -177,6 +223,11 @@ pub struct Opened {
 
 /// Opens the vault with the global flags; `verify` checks the whole file first.
 pub fn open(g: &Global, verify: bool) -> CliResult<Opened> {
+    open_with(g, |o| o.verify_integrity(verify))
+}
+
+/// Opens the vault with the global flags and the options `adjust` makes of them.
+pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResult<Opened> {
     let path = vault_path(g);
     let shown = quote(&path.display().to_string());
     match std::fs::metadata(&path) {
@@ -197,7 +248,7 @@ pub fn open(g: &Global, verify: bool) -> CliResult<Opened> {
         Ok(_) => {}
     }
     let (credential, kind) = credential(g, &path, false)?;
-    let vault = Vault::open(&path, &credential, options(g).verify_integrity(verify))
+    let vault = Vault::open(&path, &credential, adjust(open_options(g, &path)?))
         .map_err(|e| open_error(&path, e))?;
     Ok(Opened { vault, kind })
 }
@@ -216,6 +267,11 @@ fn open_error(path: &Path, e: Error) -> CliError {
             CliError::new(format!("{shown} is not a tresor vault: {io}"))
         }
         Error::Io(io) => io_error("cannot open vault", path, &io),
+        e @ (Error::BehindWitness { .. } | Error::RolledBack(_)) => CliError::new(format!(
+            "{}\nif {shown} was restored from an older copy on purpose, accept it with \
+             `tresor witness reset` (as an owner; recorded in the audit log)",
+            describe(&e, None)
+        )),
         other => CliError::new(describe(&other, None)),
     }
 }

@@ -7,6 +7,7 @@ mod secrets;
 mod slots;
 mod transfer;
 mod vault;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Init(a) => vault::init(g, a)?,
         Command::Check => vault::check(g)?,
         Command::Run(a) => return run::run(g, a),
+        Command::Witness(c) => witness::run(g, c)?,
         #[cfg(feature = "server")]
         Command::Serve(a) => return crate::serve::run(g, a),
         Command::Completions(a) => {
@@ -51,7 +53,7 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 Command::Checkpoint => audit::checkpoint(v),
                 Command::Slot(SlotCommand::List(a)) => slots::list(v, a),
                 Command::Slot(SlotCommand::Add(a)) => slots::add(g, v, a),
-                Command::Slot(SlotCommand::Remove(a)) => slots::remove(v, a),
+                Command::Slot(SlotCommand::Remove(a)) => slots::remove(g, v, a),
                 Command::Passwd(a) => slots::passwd(g, &opened, a),
                 Command::RotateKey(a) => vault::rotate_key(g, v, a),
                 Command::Compact => vault::compact(v),
@@ -66,6 +68,7 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 | Command::Init(_)
                 | Command::Check
                 | Command::Run(_)
+                | Command::Witness(_)
                 | Command::Completions(_) => unreachable!("handled above"),
             };
             // Close (committing buffered audit records) whether or not the command failed;

@@ -54,12 +54,22 @@ pub fn add(g: &Global, vault: &Vault, a: &SlotAddArgs) -> CliResult<()> {
 }
 
 /// `slot remove ID`.
-pub fn remove(vault: &Vault, a: &SlotRemoveArgs) -> CliResult<()> {
+pub fn remove(g: &Global, vault: &Vault, a: &SlotRemoveArgs) -> CliResult<()> {
     vault.remove_slot(a.id).map_err(|e| match e {
         tresor::Error::NotFound => CliError::new(format!("not found: no key slot {}", a.id)),
         other => CliError::from(other),
     })?;
-    output::print_text(&format!("removed key slot {}\n", a.id))
+    output::print_text(&format!("removed key slot {}\n", a.id))?;
+    if a.rotate {
+        return super::vault::rotate_and_compact(g, vault, &a.others);
+    }
+    // Every slot unwraps the same master key: the removed slot's holder may have kept it.
+    eprintln!(
+        "note: the removed slot's credential still opens older copies of this file, and its \
+         holder may have kept the master key; `tresor rotate-key` (or `slot remove --rotate`) \
+         re-keys the vault so that it opens nothing written from now on"
+    );
+    Ok(())
 }
 
 /// `passwd`: the slot given, else the passphrase slot that unlocked the vault, else the only
@@ -113,5 +123,14 @@ pub fn passwd(g: &Global, opened: &Opened, a: &PasswdArgs) -> CliResult<()> {
         return Err(CliError::new("empty passphrase"));
     }
     vault.change_passphrase(id, &new, g.kdf)?;
-    output::print_text(&format!("changed the passphrase of key slot {id}\n"))
+    output::print_text(&format!("changed the passphrase of key slot {id}\n"))?;
+    if a.rotate {
+        return super::vault::rotate_and_compact(g, vault, &a.others);
+    }
+    eprintln!(
+        "note: the old passphrase still opens older copies of this file, and whoever knew it \
+         may have kept the master key; `tresor rotate-key` (or `passwd --rotate`) re-keys the \
+         vault"
+    );
+    Ok(())
 }

@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tresor::{Credential, Error, Options, Vault};
+use tresor::{Credential, Error, Vault};
 use zeroize::Zeroizing;
 
-use crate::args::{CopyArgs, Global, InitArgs, KeygenArgs, RotateArgs, SettingsArgs};
+use crate::args::{
+    CopyArgs, Global, InitArgs, KeygenArgs, OtherCredentials, RotateArgs, SettingsArgs,
+};
 use crate::error::{CliError, CliResult, io_error, quote};
 use crate::parse::MaxVersions;
 use crate::{files, output, unlock};
@@ -60,7 +62,7 @@ pub fn init(g: &Global, a: &InitArgs) -> CliResult<()> {
     if g.vault.is_none() {
         create_private_dir(Path::new(unlock::PROFILE_DIR))?;
     }
-    let mut o = Options::new()
+    let mut o = unlock::open_options(g, &path)?
         .retention_days(a.retention_days)
         .purge_protection(a.purge_protection)
         .label(a.label.clone())
@@ -151,11 +153,17 @@ pub fn settings(vault: &Vault, a: &SettingsArgs) -> CliResult<()> {
 
 /// `rotate-key`.
 pub fn rotate_key(g: &Global, vault: &Vault, a: &RotateArgs) -> CliResult<()> {
+    rotate_and_compact(g, vault, &a.others)
+}
+
+/// Rotates the master key with the other slots' credentials, then compacts the file so that no
+/// record sealed under the old master key is left in it; prints what happened.
+pub fn rotate_and_compact(g: &Global, vault: &Vault, others: &OtherCredentials) -> CliResult<()> {
     let mut credentials = Vec::new();
-    for p in &a.also_key_file {
+    for p in &others.also_key_file {
         credentials.push(unlock::key_file(p, g.allow_insecure_key_file)?);
     }
-    for p in &a.also_passphrase_file {
+    for p in &others.also_passphrase_file {
         credentials.push(unlock::passphrase_file(p)?);
     }
     let bar = ProgressBar::new(0).with_message("re-encrypting");
@@ -168,9 +176,12 @@ pub fn rotate_key(g: &Global, vault: &Vault, a: &RotateArgs) -> CliResult<()> {
     });
     bar.finish_and_clear();
     result?;
+    // The old records' pages are free but still hold their bytes: compaction removes them.
+    vault.compact()?;
     let cp = vault.checkpoint()?;
     output::print_text(&format!(
-        "rotated the master key: every record re-encrypted, every key slot re-wrapped\n\
+        "rotated the master key: every record re-encrypted, every key slot re-wrapped, and the \
+         file compacted (no record under the old key is left in it)\n\
          checkpoints and secret backups taken before now no longer match; new checkpoint: {cp}\n"
     ))
 }
