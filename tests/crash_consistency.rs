@@ -7,7 +7,9 @@
 //!   plus the in-flight operation;
 //! - the audit records of the child's acknowledged writes (and of its reads, when it opened with
 //!   `AuditLevel::Durable`) are there, in order, and at most the in-flight operation's are extra;
-//! - `verify_audit()` and `check_integrity()` pass.
+//! - `verify_audit()` and `check_integrity()` pass;
+//! - the rollback witness the children keep never refuses the next open (it is written after
+//!   each commit, so a kill leaves it behind the file, never ahead of it).
 //!
 //! The child is this test binary itself, re-run with `TRESOR_CRASH_CHILD` set (so a clean
 //! `cargo test` builds everything it needs). Knobs: `TRESOR_CRASH_CYCLES` (default 300; the soak
@@ -26,7 +28,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use harness::{MemFile, Rng, count_from_env, key, seed_from_env, snapshot};
-use tresor::{AuditLevel, Error, Options, PropertiesUpdate, Role, SetOptions, SlotSpec, Vault};
+use tresor::{
+    AuditLevel, Error, FileWitness, Options, PropertiesUpdate, Role, SetOptions, SlotSpec, Vault,
+};
 
 const CHILD_ENV: &str = "TRESOR_CRASH_CHILD";
 /// Cycles on one vault file before starting a fresh one (keeps the audit log, and so the cost of
@@ -77,10 +81,17 @@ fn child(path: &Path, cycle: u64, seed: u64, durable: bool) {
     } else {
         AuditLevel::Buffered
     };
+    // Every child keeps a rollback witness beside the file: it is written after each commit
+    // (and around rotations), so a kill between a commit and its witness update must never
+    // make the next child's open fail.
+    let witness = FileWitness::new(path.with_extension("witness"));
     let v = Vault::open(
         path,
         &key(1),
-        Options::new().read_audit(level).actor(format!("c{cycle}")),
+        Options::new()
+            .read_audit(level)
+            .actor(format!("c{cycle}"))
+            .witness(witness),
     )
     .unwrap_or_else(|e| panic!("child: open failed: {e}"));
     say("opened");
@@ -491,6 +502,7 @@ struct Stats {
     killed_by: BTreeMap<String, u64>,
     killed_in_open: u64,
     killed_in_rotation: u64,
+    witnessed: u64,
 }
 
 fn work_dir() -> PathBuf {
@@ -717,13 +729,21 @@ fn acknowledged_writes_survive_sigkill() {
                 "the reopened vault is neither the acknowledged state nor that plus the in-flight operation",
             );
         }
+        if lines.iter().any(|l| l.starts_with("ack ")) {
+            // A child that committed wrote its witness, which the next child then checks.
+            assert!(
+                path.with_extension("witness").exists(),
+                "cycle {cycle}: no witness beside the vault after acknowledged writes"
+            );
+            stats.witnessed += 1;
+        }
         stats.cycles += 1;
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
         "crash: {} cycles in {:.1} s; {} acknowledged operations; in-flight operation applied {} \
          times, lost {} times; killed while starting/opening {} times, inside a rotation {} \
-         times; strategies {:?}",
+         times; strategies {:?}; {} cycles reopened past a witness",
         stats.cycles,
         started.elapsed().as_secs_f64(),
         stats.acked,
@@ -731,7 +751,8 @@ fn acknowledged_writes_survive_sigkill() {
         stats.in_flight_lost,
         stats.killed_in_open,
         stats.killed_in_rotation,
-        stats.killed_by
+        stats.killed_by,
+        stats.witnessed
     );
     assert_eq!(stats.cycles, cycles);
 }
