@@ -2,7 +2,8 @@
 //! them.
 //!
 //! `tests/data/format1.tresor` was written once by the format-1 engine, `tests/data/format2.tresor`
-//! by the format-2 engine, both by the same script (the ignored test `generate_fixture` below,
+//! by the format-2 engine and `tests/data/format3.tresor` (state digests, records naming their
+//! principal) by the format-3 engine, all by the same script (the ignored test `generate_fixture` below,
 //! which writes the current format's fixture; never regenerate one for a later format, add a new
 //! fixture instead). Their credentials are test-only: the key in `tests/data/formatN.key` (owner
 //! slot) and the passphrase below (writer slot, Argon2id at `KdfParams::MINIMUM`).
@@ -12,7 +13,8 @@
 //!
 //! Opening writes (an audit record, automatic purges), so the tests work on copies. The format-1
 //! audit log is in the first layout (one row per record, the head in `meta`): the tests also
-//! cover reading it, chaining blocks after it, and the upgrade to format 2 by the first commit.
+//! cover reading it, chaining blocks after it, and the upgrade to the current format by the first
+//! commit (format-2 files too: their first commit adds the state digests).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -86,10 +88,10 @@ fn clock(t: i64) -> ManualClock {
 }
 
 /// The fixture the current engine writes: bump with the file format.
-const CURRENT: &str = "format2";
+const CURRENT: &str = "format3";
 
 /// Every committed fixture.
-const FIXTURES: [&str; 2] = ["format1", "format2"];
+const FIXTURES: [&str; 3] = ["format1", "format2", "format3"];
 
 /// Writes the current format's fixture and its manifest. Run once per format, by hand:
 /// `cargo test --test backward_compatibility -- --ignored generate_fixture`.
