@@ -702,3 +702,55 @@ fn after_rotation_and_compaction_no_old_record_is_left_in_the_file() {
         old.len()
     );
 }
+
+/// One unlock derives at most 8 passphrase keys, cheapest first: with 9 cheap passphrase slots
+/// planted (slot records of another vault, Argon2id at the minimum) beside a real slot that
+/// costs more, the unlock gives up after the planted ones instead of deriving a key for every
+/// slot in the file. (Without the bound it would reach the real slot and open.)
+#[test]
+fn an_unlock_derives_a_bounded_number_of_passphrase_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clock();
+    let pass = Credential::passphrase("the real one");
+    let real = KdfParams {
+        memory_kib: KdfParams::MINIMUM.memory_kib * 2,
+        ..KdfParams::MINIMUM
+    };
+    let path = dir.path().join("v.tresor");
+    drop(Vault::create(&path, &pass, opts(&c).kdf(real)).unwrap());
+    let other = dir.path().join("other.tresor");
+    drop(
+        Vault::create(
+            &other,
+            &Credential::passphrase("planted"),
+            opts(&c).kdf(KdfParams::MINIMUM),
+        )
+        .unwrap(),
+    );
+    let (_, planted) = rows(&other, SLOTS).remove(0);
+    let plant = |n: u32| {
+        edit(&path, |txn| {
+            let mut t = txn.open_table(SLOTS).unwrap();
+            for id in 100..100 + n {
+                t.insert(id, planted.as_slice()).unwrap();
+            }
+        })
+    };
+    // With 7 planted, the real slot is the 8th tried: it opens (then the slots digest refuses
+    // the edited file, after the unlock).
+    let seven = copy_to(&path, "seven.tresor");
+    let nine = copy_to(&path, "nine.tresor");
+    std::fs::copy(&seven, &path).unwrap();
+    plant(7);
+    assert!(matches!(
+        Vault::open(&path, &pass, opts(&c)),
+        Err(Error::Corrupted(_))
+    ));
+    // With 9 planted, 8 derivations are spent on them: the unlock stops with WrongKey.
+    std::fs::copy(&nine, &path).unwrap();
+    plant(9);
+    assert!(matches!(
+        Vault::open(&path, &pass, opts(&c)),
+        Err(Error::WrongKey)
+    ));
+}
