@@ -21,9 +21,17 @@ pub const SYSTEM_ACTOR: &str = "system";
 /// The longest actor name (and slot label), in characters.
 pub(crate) const MAX_ACTOR_LEN: usize = 128;
 
-/// Characters that change how text is shown rather than being shown: controls, bidi marks,
-/// overrides and isolates, zero-width characters, and other invisible format characters.
-pub(crate) fn is_invisible(c: char) -> bool {
+/// Whether a character changes how text is shown rather than being shown: C0 and C1 controls,
+/// DEL, bidi marks, embeddings, overrides and isolates, zero-width characters, line and paragraph
+/// separators, the BOM, and other invisible format characters. Actor names and slot labels may
+/// not hold them; a program printing what a writer stored should escape them.
+///
+/// ```
+/// assert!(tresor::is_invisible_char('\u{202E}'));
+/// assert!(tresor::is_invisible_char('\u{1b}'));
+/// assert!(!tresor::is_invisible_char('é'));
+/// ```
+pub fn is_invisible_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -60,7 +68,7 @@ pub(crate) fn check(name: &str, what: &str) -> Result<()> {
     if len == 0 || len > MAX_ACTOR_LEN {
         return Err(Error::invalid(format!("{what} has 1 to 128 characters")));
     }
-    if name.chars().any(is_invisible) {
+    if name.chars().any(is_invisible_char) {
         return Err(Error::invalid(format!(
             "{what} may not hold control or invisible formatting characters"
         )));

@@ -50,7 +50,7 @@ mod vault;
 mod witness;
 
 pub use access::{Operation, Principal, Role};
-pub use actor::SYSTEM_ACTOR;
+pub use actor::{SYSTEM_ACTOR, is_invisible_char};
 pub use audit::{AuditLevel, AuditRecord, Checkpoint};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, Result};

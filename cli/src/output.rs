@@ -23,21 +23,10 @@ use crate::error::{CliError, CliResult};
 use crate::time;
 
 /// Whether a character may change what a terminal shows beyond itself: C0 and C1 controls,
-/// DEL, and Unicode format characters that reorder or hide text (bidi embeddings, overrides
-/// and isolates, zero-width characters, line and paragraph separators, the BOM).
+/// DEL, and Unicode format characters that reorder or hide text (the library's one list, the
+/// same that actor names may not hold).
 pub fn is_hostile(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{061C}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-        )
+    tresor::is_invisible_char(c)
 }
 
 /// Text for a terminal: every [`is_hostile`] character written as an escape (`\n`, `\t`,
