@@ -63,7 +63,8 @@ pub use secret::{
 };
 pub use slot::{Credential, KdfParams, KeyProvider, ProviderError, SlotInfo, SlotKind, SlotSpec};
 pub use vault::{
-    MAX_TOKEN_LABEL_LEN, NewToken, Options, Progress, TOKEN_PREFIX, TokenInfo, Vault, VaultSettings,
+    MAX_TOKEN_LABEL_LEN, Maintenance, NewToken, Options, Progress, TOKEN_PREFIX, TokenInfo, Vault,
+    VaultSettings,
 };
 pub use witness::{FileWitness, Witness, WitnessState};
 

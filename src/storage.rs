@@ -40,6 +40,9 @@ pub(crate) const TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new
 pub(crate) const META_HEADER: &str = "header";
 pub(crate) const META_SETTINGS: &str = "settings";
 pub(crate) const META_AUTH: &str = "auth";
+/// Set while a compaction or a master-key rotation is under way (`compact`, `rotate`): a file
+/// that still has it at the next open was left by one cut short.
+pub(crate) const META_MAINTENANCE: &str = "maintenance";
 /// Where format-1 files keep the audit head (format 2: [`AUDIT_HEAD_KEY`]).
 pub(crate) const META_AUDIT_HEAD: &str = "audit_head";
 /// The row of `audit` holding the sealed audit head, after every block: the head and the newest

@@ -28,8 +28,8 @@ use harness::{
 };
 use secrecy::SecretString;
 use tresor::{
-    AuditLevel, Credential, KdfParams, ManualClock, Options, PropertiesUpdate, Role, SetOptions,
-    SlotSpec, Vault,
+    AuditLevel, Credential, KdfParams, Maintenance, ManualClock, Options, PropertiesUpdate, Role,
+    SetOptions, SlotSpec, Vault,
 };
 
 /// What the operations need from the base vault.
@@ -476,4 +476,61 @@ fn a_failed_passphrase_change_leaves_one_working_passphrase() {
         }
     }
     println!("io_faults: passphrase change checked at {checked} fault points");
+}
+
+/// A compaction or a rotation cut short by a failed write (the disk dies during it) is reported
+/// by the next open (`unfinished_maintenance`), and a later compaction clears the report. A
+/// compaction that ran to the end leaves none.
+#[test]
+fn maintenance_cut_short_is_reported_at_the_next_open() {
+    let c = clock();
+    let base = MemFile::new();
+    let v = Vault::create_with_backend(base.backend(), &key(1), quiet(&c)).unwrap();
+    let opts = SetOptions::new();
+    let value = [7u8; 200];
+    let names: Vec<String> = (0..300).map(|i| format!("s{i}")).collect();
+    v.set_many(names.iter().map(|n| (n.as_str(), value.as_slice(), &opts)))
+        .unwrap();
+    v.compact().unwrap();
+    assert_eq!(v.unfinished_maintenance().unwrap(), None);
+    drop(v);
+    let bytes = base.bytes();
+
+    let mut reported = [0usize; 2];
+    for (i, rotate) in [false, true].into_iter().enumerate() {
+        for n in 1..40 {
+            let file = MemFile::from_bytes(bytes.clone());
+            let v = Vault::open_with_backend(file.backend(), &key(1), quiet(&c)).unwrap();
+            file.arm(FaultOn::Sync, n, FaultMode::Forever);
+            let r = if rotate {
+                v.rotate_master_key(&[], |_| {})
+            } else {
+                v.compact().map(drop)
+            };
+            drop(v);
+            let fired = file.fired();
+            file.disarm();
+            let after = MemFile::from_bytes(file.bytes());
+            let v = Vault::open_with_backend(after.backend(), &key(1), quiet(&c)).unwrap();
+            let mark = v.unfinished_maintenance().unwrap();
+            if !fired {
+                assert!(r.is_ok());
+                assert_eq!(mark, None, "a finished run leaves no mark");
+                break;
+            }
+            if let Some(m) = mark {
+                let want = if rotate {
+                    Maintenance::Rotation
+                } else {
+                    Maintenance::Compaction
+                };
+                assert_eq!(m, want);
+                reported[i] += 1;
+                v.compact().unwrap();
+                assert_eq!(v.unfinished_maintenance().unwrap(), None);
+            }
+        }
+    }
+    assert!(reported[0] > 0, "no compaction cut short was reported");
+    assert!(reported[1] > 0, "no rotation cut short was reported");
 }

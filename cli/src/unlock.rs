@@ -250,6 +250,16 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
     let (credential, kind) = credential(g, &path, false)?;
     let vault = Vault::open(&path, &credential, adjust(open_options(g, &path)?))
         .map_err(|e| open_error(&path, e))?;
+    if let Ok(Some(m)) = vault.unfinished_maintenance() {
+        let what = match m {
+            tresor::Maintenance::Rotation => "a master-key rotation (`rotate-key`)",
+            _ => "a compaction (`compact`)",
+        };
+        eprintln!(
+            "note: {what} of {shown} was cut short; the file may hold much free space: \
+             `tresor compact` releases it"
+        );
+    }
     Ok(Opened { vault, kind })
 }
 

@@ -29,6 +29,16 @@ use crate::storage::{
 };
 use crate::witness::WitnessState;
 
+/// Work that rewrites much of the file, left unfinished ([`Vault::unfinished_maintenance`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Maintenance {
+    /// A compaction ([`Vault::compact`]).
+    Compaction,
+    /// A master-key rotation ([`Vault::rotate_master_key`]).
+    Rotation,
+}
+
 /// Progress of [`Vault::rotate_master_key`]: records re-encrypted so far, of `total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -272,6 +282,9 @@ impl Vault {
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
+        // Marked before the rotation's one transaction, cleared by it: a rotation cut short
+        // (which can leave the file much larger) is reported by the next open.
+        self.mark_maintenance(Some(Maintenance::Rotation))?;
         let result = self.inner.guard_write(|| {
             rotate(
                 &self.inner,
@@ -285,6 +298,10 @@ impl Vault {
         {
             self.inner
                 .note(self.entry(Operation::KeyRotate, None, None, Some(e)), true)?;
+            if !self.inner.poisoned.load(Ordering::SeqCst) {
+                // Refused before anything was written (a missing credential, a broken chain).
+                self.mark_maintenance(None)?;
+            }
         }
         result
     }
@@ -306,6 +323,9 @@ impl Vault {
         self.inner
             .note(self.entry(Operation::Compact, None, None, None), true)?;
         self.flush()?;
+        // Marked before the work, cleared once done: a compaction cut short (a crash, a
+        // failed write) is reported by the next open.
+        self.mark_maintenance(Some(Maintenance::Compaction))?;
         let result = {
             let mut store = self.inner.store_mut();
             self.inner.guard_write(|| {
@@ -330,11 +350,58 @@ impl Vault {
                 Ok(moved)
             })
         };
+        let result = result.and_then(|moved| {
+            self.mark_maintenance(None)?;
+            Ok(moved)
+        });
         if let Err(e) = &result {
             self.inner
                 .note(self.entry(Operation::Compact, None, None, Some(e)), true)?;
         }
         result
+    }
+
+    /// A compaction or a master-key rotation that was cut short (a crash, a failed write) and
+    /// may have left the file much larger than its contents: [`Vault::compact`] releases the
+    /// space (and clears this).
+    pub fn unfinished_maintenance(&self) -> Result<Option<Maintenance>> {
+        let store = self.inner.store();
+        let txn = store.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(v) = meta.get(storage::META_MAINTENANCE)? else {
+            return Ok(None);
+        };
+        Ok(match v.value() {
+            b"rotation" => Some(Maintenance::Rotation),
+            _ => Some(Maintenance::Compaction),
+        })
+    }
+
+    /// Sets or clears the maintenance mark, in a commit of its own that adds no audit record
+    /// (buffered read records stay buffered).
+    fn mark_maintenance(&self, mark: Option<Maintenance>) -> Result<()> {
+        let store = self.inner.store();
+        self.inner.guard_write(|| {
+            let txn = Inner::begin(&store)?;
+            {
+                let mut meta = txn.open_table(META)?;
+                match mark {
+                    Some(Maintenance::Rotation) => {
+                        meta.insert(storage::META_MAINTENANCE, b"rotation".as_slice())?;
+                    }
+                    Some(Maintenance::Compaction) => {
+                        meta.insert(storage::META_MAINTENANCE, b"compaction".as_slice())?;
+                    }
+                    None => {
+                        if meta.get(storage::META_MAINTENANCE)?.is_none() {
+                            return Ok(());
+                        }
+                        meta.remove(storage::META_MAINTENANCE)?;
+                    }
+                }
+            }
+            self.inner.commit_bookkeeping(&store, txn)
+        })
     }
 
     /// Writes a consistent copy of the whole vault to `path` (which must not exist) while it
@@ -784,6 +851,7 @@ fn rotate(
             .insert(storage::META_AUTH, mac.as_slice())?;
     }
     super::tokens::reseal(&txn, old, &new, &vid)?;
+    txn.open_table(META)?.remove(storage::META_MAINTENANCE)?;
 
     let mut entries = std::mem::take(&mut *lock(&inner.pending));
     entries.push(record);

@@ -12,7 +12,7 @@
 
 mod admin;
 mod batch;
-pub use admin::Progress;
+pub use admin::{Maintenance, Progress};
 mod lifecycle;
 mod open;
 mod options;

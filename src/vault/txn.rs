@@ -540,6 +540,23 @@ impl Inner {
         }
     }
 
+    /// Commits `txn`, which changed bookkeeping rows only, with no audit record and without the
+    /// buffered read records (they stay buffered). A failed commit poisons the handle.
+    pub(super) fn commit_bookkeeping(&self, store: &Store, txn: Txn<'_>) -> Result<()> {
+        let mut head = lock(&self.head);
+        match seal_and_commit(txn, &store.keys, &self.vault_id, *head, Vec::new(), false) {
+            Ok(new_head) => {
+                // The chain did not move: the witness needs no update.
+                *head = new_head;
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
     /// Commits the pending read records, if any.
     pub(super) fn flush_with(&self, store: &Store) -> Result<()> {
         if lock(&self.pending).is_empty() {
