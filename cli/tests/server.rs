@@ -1586,3 +1586,79 @@ async fn the_local_ca_is_name_constrained_short_lived_and_keyless() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_api_versions_no_empty_tags_and_no_null_inner_errors() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    let o = f.owner.as_str();
+
+    // Every dated api-version from 2016-10-01 on (the Python SDK still offers 2016-10-01).
+    for v in ["2016-10-01", "2019-09-01", "7.0", "7.6", "2026-04-01"] {
+        let r = c
+            .put(
+                &format!("/secrets/plain?api-version={v}"),
+                o,
+                &json!({"value": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{v}: {:?}", r.json);
+    }
+    for v in ["2016-09-30", "2015-06-01", "6.0"] {
+        let r = c.get(&format!("/secrets/plain/?api-version={v}"), o).await;
+        assert_eq!((r.status, r.code()), (400, "BadParameter"), "{v}");
+        // No inner error: the key is left out, not null.
+        assert!(r.json["error"].get("innererror").is_none(), "{:?}", r.json);
+    }
+
+    // A secret without tags has no `tags` key anywhere: bundle, item, version item, deleted.
+    let get = c.get(&format!("/secrets/plain/?{API}"), o).await;
+    assert_eq!(get.status, 200);
+    assert!(get.json.get("tags").is_none(), "{:?}", get.json);
+    let list = c.get(&format!("/secrets?{API}"), o).await;
+    let item = &list.json["value"][0];
+    assert_eq!(item["id"], format!("https://{}/secrets/plain", server.addr));
+    assert!(item.get("tags").is_none(), "{item:?}");
+    let versions = c.get(&format!("/secrets/plain/versions?{API}"), o).await;
+    for item in versions.json["value"].as_array().unwrap() {
+        assert!(item.get("tags").is_none(), "{item:?}");
+    }
+    // With tags they are there; clearing them removes the key again.
+    let tagged = c
+        .put(
+            &format!("/secrets/tagged?{API}"),
+            o,
+            &json!({"value": "x", "tags": {"env": "dev"}}),
+        )
+        .await;
+    assert_eq!(tagged.json["tags"], json!({"env": "dev"}));
+    let cleared = c
+        .send(
+            "PATCH",
+            &format!("/secrets/tagged/?{API}"),
+            Some(o),
+            br#"{"tags": null}"#,
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{:?}", cleared.json);
+    assert!(cleared.json.get("tags").is_none(), "{:?}", cleared.json);
+    let deleted = c
+        .send("DELETE", &format!("/secrets/plain?{API}"), Some(o), b"")
+        .await;
+    assert_eq!(deleted.status, 200);
+    assert!(deleted.json.get("tags").is_none(), "{:?}", deleted.json);
+
+    // An error with an inner error keeps it; one without has no key at all.
+    let conflict = c
+        .put(&format!("/secrets/plain?{API}"), o, &json!({"value": "y"}))
+        .await;
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.inner(), "ObjectIsDeletedButRecoverable");
+    let missing = c.get(&format!("/secrets/nothing/?{API}"), o).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.json["error"].get("innererror").is_none());
+    let unauthorized = c.send("GET", &format!("/secrets?{API}"), None, b"").await;
+    assert_eq!(unauthorized.status, 401);
+    assert!(unauthorized.json["error"].get("innererror").is_none());
+}
