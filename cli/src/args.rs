@@ -355,6 +355,11 @@ pub enum Command {
     #[cfg(feature = "server")]
     #[command(subcommand)]
     Token(crate::serve::args::TokenCommand),
+    /// Add, list or remove managed identities, and print the environment that signs an app in
+    /// as one through `tresor serve`
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Identity(crate::serve::args::IdentityCommand),
 }
 
 /// `--json`.

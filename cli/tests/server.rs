@@ -98,6 +98,8 @@ impl Fixture {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The identity endpoint's address, when it listens.
+    identity: Option<SocketAddr>,
     stderr: PathBuf,
 }
 
@@ -149,9 +151,21 @@ impl Server {
         let url = first
             .strip_prefix("listening on https://")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        // The rest of the banner, up to its last line.
+        let mut identity = None;
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            if let Some(rest) = line.strip_prefix("identity endpoint: http://") {
+                let addr = rest.split_once("/msi/token").unwrap().0;
+                identity = Some(addr.parse().unwrap());
+            }
+            if line.starts_with("reads audited:") {
+                break;
+            }
+        }
         Server {
             child,
             addr: url.parse().unwrap(),
+            identity,
             stderr,
         }
     }
@@ -1585,4 +1599,499 @@ async fn the_local_ca_is_name_constrained_short_lived_and_keyless() {
             "{other}: {e}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_api_versions_no_empty_tags_and_no_null_inner_errors() {
+    let f = fixture(Options::new(), |_| {});
+    let server = Server::start(&f, &[]);
+    let c = server.client(&f.ca());
+    let o = f.owner.as_str();
+
+    // Every dated api-version from 2016-10-01 on (the Python SDK still offers 2016-10-01).
+    for v in ["2016-10-01", "2019-09-01", "7.0", "7.6", "2026-04-01"] {
+        let r = c
+            .put(
+                &format!("/secrets/plain?api-version={v}"),
+                o,
+                &json!({"value": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{v}: {:?}", r.json);
+    }
+    for v in ["2016-09-30", "2015-06-01", "6.0"] {
+        let r = c.get(&format!("/secrets/plain/?api-version={v}"), o).await;
+        assert_eq!((r.status, r.code()), (400, "BadParameter"), "{v}");
+        // No inner error: the key is left out, not null.
+        assert!(r.json["error"].get("innererror").is_none(), "{:?}", r.json);
+    }
+
+    // A secret without tags has no `tags` key anywhere: bundle, item, version item, deleted.
+    let get = c.get(&format!("/secrets/plain/?{API}"), o).await;
+    assert_eq!(get.status, 200);
+    assert!(get.json.get("tags").is_none(), "{:?}", get.json);
+    let list = c.get(&format!("/secrets?{API}"), o).await;
+    let item = &list.json["value"][0];
+    assert_eq!(item["id"], format!("https://{}/secrets/plain", server.addr));
+    assert!(item.get("tags").is_none(), "{item:?}");
+    let versions = c.get(&format!("/secrets/plain/versions?{API}"), o).await;
+    for item in versions.json["value"].as_array().unwrap() {
+        assert!(item.get("tags").is_none(), "{item:?}");
+    }
+    // With tags they are there; clearing them removes the key again.
+    let tagged = c
+        .put(
+            &format!("/secrets/tagged?{API}"),
+            o,
+            &json!({"value": "x", "tags": {"env": "dev"}}),
+        )
+        .await;
+    assert_eq!(tagged.json["tags"], json!({"env": "dev"}));
+    let cleared = c
+        .send(
+            "PATCH",
+            &format!("/secrets/tagged/?{API}"),
+            Some(o),
+            br#"{"tags": null}"#,
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{:?}", cleared.json);
+    assert!(cleared.json.get("tags").is_none(), "{:?}", cleared.json);
+    let deleted = c
+        .send("DELETE", &format!("/secrets/plain?{API}"), Some(o), b"")
+        .await;
+    assert_eq!(deleted.status, 200);
+    assert!(deleted.json.get("tags").is_none(), "{:?}", deleted.json);
+
+    // An error with an inner error keeps it; one without has no key at all.
+    let conflict = c
+        .put(&format!("/secrets/plain?{API}"), o, &json!({"value": "y"}))
+        .await;
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.inner(), "ObjectIsDeletedButRecoverable");
+    let missing = c.get(&format!("/secrets/nothing/?{API}"), o).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.json["error"].get("innererror").is_none());
+    let unauthorized = c.send("GET", &format!("/secrets?{API}"), None, b"").await;
+    assert_eq!(unauthorized.status, 401);
+    assert!(unauthorized.json["error"].get("innererror").is_none());
+}
+
+/// A plain-HTTP request to the identity endpoint at `addr`, with `X-IDENTITY-HEADER: header`.
+async fn identity_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    header: Option<&str>,
+) -> Resp {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(target)
+        .header(HOST, addr.to_string());
+    if let Some(h) = header {
+        req = req.header("X-IDENTITY-HEADER", h);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    Resp {
+        status,
+        headers,
+        json,
+    }
+}
+
+/// What the Azure SDKs send for a Key Vault token.
+const MI_TOKEN: &str = "/msi/token?api-version=2019-08-01&resource=https://vault.azure.net";
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs the `tresor` command line on the fixture's vault: success, stdout, stderr.
+fn run_cli(f: &Fixture, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .arg("--vault")
+        .arg(&f.vault)
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The value of `export NAME='…'` in the output of `tresor identity add|env`.
+fn exported(env: &str, name: &str) -> String {
+    let prefix = format!("export {name}='");
+    env.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no {name} in {env}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_tokens_act_as_the_identity() {
+    let mut headers = Vec::new();
+    let f = fixture(Options::new(), |v| {
+        for (name, role) in [
+            ("identity.app", Role::Writer),
+            ("identity.ro", Role::Reader),
+        ] {
+            headers.push(v.create_token(name, role).unwrap().expose().to_string());
+        }
+    });
+    let (app, ro) = (headers[0].clone(), headers[1].clone());
+    let server = Server::start(&f, &["--identity-addr", "127.0.0.1:0"]);
+    let mi = server.identity.expect("the identity endpoint listens");
+    assert!(mi.ip().is_loopback());
+    let c = server.client(&f.ca());
+
+    let before = unix_now();
+    let r = identity_request(mi, "GET", MI_TOKEN, Some(&app)).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["token_type"], "Bearer");
+    assert_eq!(r.json["resource"], "https://vault.azure.net");
+    // `expires_on` is Unix seconds as a string: an hour from now by default.
+    let expires: i64 = r.json["expires_on"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (before + 3600..=unix_now() + 3600).contains(&expires),
+        "{expires}"
+    );
+    let token = r.json["access_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("tresor_at_") && token.len() == 74);
+    assert_ne!(token, app);
+    // A trailing slash on the resource is the same resource (scopes end up either way).
+    let again = identity_request(mi, "GET", &format!("{MI_TOKEN}/"), Some(&app)).await;
+    assert_eq!(again.status, 200);
+    assert_ne!(again.json["access_token"], r.json["access_token"]);
+
+    // The access token acts with the identity's role.
+    let set = c
+        .put(
+            &format!("/secrets/from-mi?{API}"),
+            &token,
+            &json!({"value": "v"}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.json);
+    let ro_token = identity_request(mi, "GET", MI_TOKEN, Some(&ro)).await.json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.get(&format!("/secrets/from-mi/?{API}"), &ro_token)
+            .await
+            .status,
+        200
+    );
+    let refused = c
+        .put(
+            &format!("/secrets/from-mi?{API}"),
+            &ro_token,
+            &json!({"value": "w"}),
+        )
+        .await;
+    assert_eq!((refused.status, refused.inner()), (403, "ForbiddenByRbac"));
+    // The identity header itself is never a bearer token.
+    let r = c.get(&format!("/secrets/from-mi/?{API}"), &app).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("identity header")
+    );
+    // Neither the header nor a token reach the server's output.
+    let err_path = server.stderr.clone();
+    assert_eq!(server.stop().code(), Some(0));
+    let text = std::fs::read_to_string(err_path).unwrap();
+    assert!(!text.contains(&app) && !text.contains(&token));
+
+    // Audited under the identity's name, with its token record as the credential.
+    let v = f.open();
+    let log = v.audit(0, 1000).unwrap();
+    let set = log
+        .iter()
+        .find(|r| r.operation == Operation::SecretSet && r.name.as_deref() == Some("from-mi"))
+        .unwrap();
+    assert_eq!(set.actor, "identity:app");
+    let info = v.token_identity(&app).unwrap().unwrap();
+    assert_eq!(
+        set.principal,
+        Some(tresor::Principal::Token {
+            id: info.id,
+            role: Role::Writer
+        })
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.actor == "identity:ro" && r.error.is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_endpoint_refusals() {
+    let mut header = String::new();
+    let mut plain = String::new();
+    let f = fixture(Options::new(), |v| {
+        header = v
+            .create_token("identity.app", Role::Reader)
+            .unwrap()
+            .expose()
+            .to_string();
+        plain = v
+            .create_token("plain", Role::Reader)
+            .unwrap()
+            .expose()
+            .to_string();
+    });
+    // Not on an address other hosts can reach.
+    let out = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .arg("--vault")
+        .arg(&f.vault)
+        .arg("--key-file")
+        .arg(&f.key)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--identity-addr",
+            "0.0.0.0:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+
+    let server = Server::start(&f, &["--identity-addr", "127.0.0.1:0"]);
+    let mi = server.identity.unwrap();
+    let c = server.client(&f.ca());
+    let wrong = "tresor_".to_string() + &"ab".repeat(32);
+    let cases: [(&str, &str, Option<&str>, u16); 9] = [
+        ("missing header", MI_TOKEN, None, 400),
+        ("empty header", MI_TOKEN, Some(""), 400),
+        ("wrong header", MI_TOKEN, Some(&wrong), 401),
+        ("a token that is no identity", MI_TOKEN, Some(&plain), 401),
+        (
+            "wrong resource",
+            "/msi/token?api-version=2019-08-01&resource=https://management.azure.com",
+            Some(&header),
+            400,
+        ),
+        (
+            "no resource",
+            "/msi/token?api-version=2019-08-01",
+            Some(&header),
+            400,
+        ),
+        (
+            "other api-version",
+            "/msi/token?api-version=2017-09-01&resource=https://vault.azure.net",
+            Some(&header),
+            400,
+        ),
+        (
+            "other path",
+            "/token?api-version=2019-08-01&resource=https://vault.azure.net",
+            Some(&header),
+            404,
+        ),
+        ("right everything", MI_TOKEN, Some(&header), 200),
+    ];
+    for (what, target, h, status) in cases {
+        let r = identity_request(mi, "GET", target, h).await;
+        assert_eq!(r.status, status, "{what}: {:?}", r.json);
+        if status != 200 {
+            assert!(r.json.get("access_token").is_none(), "{what}");
+        }
+    }
+    let r = identity_request(mi, "POST", MI_TOKEN, Some(&header)).await;
+    assert_eq!(r.status, 405);
+    // An access token this server never issued is refused.
+    let forged = "tresor_at_".to_string() + &"00".repeat(32);
+    let r = c.get(&format!("/secrets?{API}"), &forged).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(server.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_access_tokens_expire() {
+    let mut header = String::new();
+    let f = fixture(Options::new(), |v| {
+        header = v
+            .create_token("identity.app", Role::Reader)
+            .unwrap()
+            .expose()
+            .to_string();
+    });
+    let server = Server::start(
+        &f,
+        &[
+            "--identity-addr",
+            "127.0.0.1:0",
+            "--identity-token-lifetime",
+            "2s",
+        ],
+    );
+    let mi = server.identity.unwrap();
+    let c = server.client(&f.ca());
+    let before = unix_now();
+    let r = identity_request(mi, "GET", MI_TOKEN, Some(&header)).await;
+    assert_eq!(r.status, 200);
+    let expires: i64 = r.json["expires_on"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (before + 2..=unix_now() + 2).contains(&expires),
+        "{expires}"
+    );
+    let token = r.json["access_token"].as_str().unwrap().to_string();
+    // Refused once its lifetime has passed, as expired (waiting at most a generous minute).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let refused = loop {
+        let r = c.get(&format!("/secrets?{API}"), &token).await;
+        if r.status == 401 {
+            break r;
+        }
+        assert_eq!(r.status, 200);
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(unix_now() >= expires);
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert!(refused.headers.contains_key(WWW_AUTHENTICATE));
+    // The header still gets a new one.
+    let r = identity_request(mi, "GET", MI_TOKEN, Some(&header)).await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.json["access_token"].as_str().unwrap(), token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_commands_rotation_and_removal() {
+    let f = fixture(Options::new(), |_| {});
+    let (ok, env, err) = run_cli(&f, &["identity", "add", "app", "--role", "reader"]);
+    assert!(ok, "{err}");
+    let header = exported(&env, "IDENTITY_HEADER");
+    assert!(header.starts_with("tresor_") && header.len() == 71);
+    assert!(!err.contains(&header));
+    assert_eq!(
+        exported(&env, "IDENTITY_ENDPOINT"),
+        "http://127.0.0.1:8444/msi/token"
+    );
+    assert_eq!(
+        exported(&env, "AZURE_KEYVAULT_URL"),
+        "https://127.0.0.1:8443"
+    );
+    // The CA variables name the generated CA by an absolute path.
+    for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"] {
+        assert_eq!(Path::new(&exported(&env, var)), f.ca(), "{var}");
+    }
+    let (ok, _, err) = run_cli(&f, &["identity", "add", "app", "--role", "owner"]);
+    assert!(!ok && err.contains("exists"), "{err}");
+    let (ok, _, err) = run_cli(
+        &f,
+        &[
+            "token",
+            "create",
+            "--role",
+            "owner",
+            "--label",
+            "identity.x",
+        ],
+    );
+    assert!(!ok && err.contains("tresor identity add"), "{err}");
+    let (ok, list, _) = run_cli(&f, &["identity", "list", "--json"]);
+    assert!(ok);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["name"], "app");
+    assert_eq!(list[0]["role"], "reader");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&header));
+
+    // `identity env` gives a new header and the old one stops signing in.
+    let (ok, env2, err) = run_cli(
+        &f,
+        &[
+            "identity",
+            "env",
+            "app",
+            "--endpoint",
+            "http://127.0.0.1:1/msi/token",
+            "--vault-url",
+            "https://localhost:2",
+        ],
+    );
+    assert!(ok, "{err}");
+    let header2 = exported(&env2, "IDENTITY_HEADER");
+    assert_ne!(header2, header);
+    assert_eq!(
+        exported(&env2, "IDENTITY_ENDPOINT"),
+        "http://127.0.0.1:1/msi/token"
+    );
+    assert_eq!(exported(&env2, "AZURE_KEYVAULT_URL"), "https://localhost:2");
+
+    // Without --identity-addr the endpoint listens when the vault has identities (on
+    // 127.0.0.1:8444); given here so that tests do not contend for that port.
+    let server = Server::start(&f, &["--identity-addr", "127.0.0.1:0"]);
+    let mi = server.identity.unwrap();
+    assert_eq!(
+        identity_request(mi, "GET", MI_TOKEN, Some(&header))
+            .await
+            .status,
+        401
+    );
+    let r = identity_request(mi, "GET", MI_TOKEN, Some(&header2)).await;
+    assert_eq!(r.status, 200);
+    let token = r.json["access_token"].as_str().unwrap().to_string();
+    let c = server.client(&f.ca());
+    assert_eq!(c.get(&format!("/secrets?{API}"), &token).await.status, 200);
+    assert_eq!(server.stop().code(), Some(0));
+
+    // Removed: neither its header nor its access tokens work any more.
+    let (ok, out, err) = run_cli(&f, &["identity", "remove", "app"]);
+    assert!(ok && out.contains("removed identity 'app'"), "{err}");
+    let (ok, _, err) = run_cli(&f, &["identity", "remove", "app"]);
+    assert!(!ok && err.contains("not found"));
+    let server = Server::start(&f, &["--identity-addr", "127.0.0.1:0"]);
+    let mi = server.identity.unwrap();
+    assert_eq!(
+        identity_request(mi, "GET", MI_TOKEN, Some(&header2))
+            .await
+            .status,
+        401
+    );
+    let c = server.client(&f.ca());
+    assert_eq!(c.get(&format!("/secrets?{API}"), &token).await.status, 401);
+    // Without identities and without --identity-addr, no identity endpoint.
+    assert_eq!(server.stop().code(), Some(0));
+    let server = Server::start(&f, &[]);
+    assert!(server.identity.is_none());
 }

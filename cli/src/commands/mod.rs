@@ -63,6 +63,8 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 #[cfg(feature = "server")]
                 Command::Token(a) => crate::serve::tokens::run(v, a),
                 #[cfg(feature = "server")]
+                Command::Identity(a) => crate::serve::identities::run(g, v, a),
+                #[cfg(feature = "server")]
                 Command::Serve(_) => unreachable!("handled above"),
                 Command::Keygen(_)
                 | Command::Init(_)

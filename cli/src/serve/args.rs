@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -41,6 +42,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
+    /// Serve the managed-identity token endpoint (plain HTTP, loopback addresses only) here.
+    /// Without it, it listens on 127.0.0.1:8444 when the vault has identities (`tresor identity
+    /// add`)
+    #[arg(long, value_name = "IP:PORT")]
+    pub identity_addr: Option<SocketAddr>,
+    /// How long the access tokens of the identity endpoint are valid (1s to 24h)
+    #[arg(long, default_value = "1h", value_name = "DURATION",
+          value_parser = super::identity::parse_lifetime)]
+    pub identity_token_lifetime: Duration,
 }
 
 /// `tresor token …`: bearer tokens for `tresor serve`.
@@ -96,4 +106,59 @@ pub struct TokenListArgs {
 pub struct TokenRevokeArgs {
     /// The token's id (from `tresor token list`) or its label
     pub token: String,
+}
+
+/// `tresor identity …`: managed identities that sign in through `tresor serve`'s identity
+/// endpoint, as Azure's `ManagedIdentityCredential` does.
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Register a managed identity and print its environment (the header is shown once)
+    Add(IdentityAddArgs),
+    /// Print an identity's environment with a NEW identity header (the previous one stops
+    /// working): IDENTITY_ENDPOINT, IDENTITY_HEADER, AZURE_KEYVAULT_URL and the CA variables
+    Env(IdentityEnvArgs),
+    /// List identities: name, role, created (never their headers)
+    List(TokenListArgs),
+    /// Remove an identity: its header and access tokens stop working (restart the server)
+    Remove(IdentityRemoveArgs),
+}
+
+/// Where an identity's app finds the server.
+#[derive(Debug, Args)]
+pub struct IdentityTarget {
+    /// The identity endpoint's URL, as `tresor serve` prints it
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8444/msi/token"
+    )]
+    pub endpoint: String,
+    /// The vault's URL, as `tresor serve` prints it (AZURE_KEYVAULT_URL)
+    #[arg(long, value_name = "URL", default_value = "https://127.0.0.1:8443")]
+    pub vault_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityAddArgs {
+    /// The identity's name: 1 to 55 of 0-9, a-z, A-Z, '-', '_' and '.'
+    pub name: String,
+    /// What the identity may do
+    #[arg(long, value_enum)]
+    pub role: TokenRole,
+    #[command(flatten)]
+    pub target: IdentityTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityEnvArgs {
+    /// The identity's name
+    pub name: String,
+    #[command(flatten)]
+    pub target: IdentityTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityRemoveArgs {
+    /// The identity's name
+    pub name: String,
 }

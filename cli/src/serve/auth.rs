@@ -81,6 +81,13 @@ pub fn identify(vault: &Vault, policy: Policy, token: &str) -> Result<Vault, Api
             vault.role(),
         ),
         Policy::Tokens => match vault.token_identity(token) {
+            // An identity's header is exchanged for access tokens, never used as one.
+            Ok(Some(info)) if super::identity::is_identity_label(&info.label) => {
+                return Err(ApiError::unauthorized(
+                    "An identity header is not a bearer token: exchange it for an access token \
+                     at the identity endpoint.",
+                ));
+            }
             Ok(Some(info)) => (vault.as_token(&info), info.role),
             Ok(None) => return Err(unknown_token()),
             Err(e) => {
@@ -153,5 +160,9 @@ mod tests {
         let reader_server = v.as_identity("server", Role::Reader).unwrap();
         let e = identify(&reader_server, Policy::Tokens, w.expose()).unwrap_err();
         assert_eq!(e.status, hyper::StatusCode::FORBIDDEN);
+        // An identity's header is not a bearer token.
+        let i = v.create_token("identity.app", Role::Reader).unwrap();
+        let e = identify(&v, Policy::Tokens, i.expose()).unwrap_err();
+        assert_eq!(e.status, hyper::StatusCode::UNAUTHORIZED);
     }
 }

@@ -1,5 +1,6 @@
 //! Errors as Azure Key Vault returns them: an HTTP status and
-//! `{"error": {"code", "message", "innererror": {"code"} | null}}`.
+//! `{"error": {"code", "message", "innererror"?: {"code"}}}` (`innererror` left out when there is
+//! none, as Azure does).
 //!
 //! Messages name secrets and versions, never values or tokens.
 
@@ -102,13 +103,11 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> Value {
-        json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "innererror": self.inner.map(|c| json!({ "code": c })),
-            }
-        })
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(c) = self.inner {
+            error["innererror"] = json!({ "code": c });
+        }
+        json!({ "error": error })
     }
 }
 
@@ -249,7 +248,7 @@ mod tests {
             (e.status, e.code),
             (StatusCode::BAD_REQUEST, "BadParameter")
         );
-        assert!(e.body()["error"]["innererror"].is_null());
+        assert!(e.body()["error"].get("innererror").is_none());
         let e = from_vault(
             &Error::PurgeProtected {
                 until: tresor::Timestamp::from_unix(0),

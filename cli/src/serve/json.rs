@@ -71,7 +71,10 @@ impl Ctx {
         let mut m = Map::new();
         m.insert("id".into(), self.secret_id(p, with_version).into());
         m.insert("attributes".into(), self.attributes(p));
-        m.insert("tags".into(), json!(p.tags));
+        // Azure leaves `tags` out when there are none.
+        if !p.tags.is_empty() {
+            m.insert("tags".into(), json!(p.tags));
+        }
         if let Some(ct) = &p.content_type {
             m.insert("contentType".into(), ct.clone().into());
         }

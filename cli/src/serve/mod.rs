@@ -9,6 +9,8 @@
 //! - [`errors`]: Azure's error bodies and statuses.
 //! - [`http`]: bodies, queries, hosts and responses.
 //! - [`refusals`]: unknown bearer tokens, refused and counted in memory.
+//! - [`identity`]: managed identities: the token endpoint and the access tokens it issues.
+//! - [`identities`]: `tresor identity add|env|list|remove`.
 //!
 //! The vault is the synchronous library: every operation runs on tokio's blocking pool, so reads
 //! proceed in parallel and a slow commit never stalls the executor. Sockets still in their TLS
@@ -22,6 +24,8 @@ pub mod args;
 mod auth;
 mod errors;
 mod http;
+pub mod identities;
+mod identity;
 mod json;
 mod refusals;
 mod routes;
@@ -83,6 +87,7 @@ struct State {
     access_log: bool,
     served: AtomicU64,
     gate: refusals::Gate,
+    identities: identity::Issuer,
 }
 
 /// `tresor serve`.
@@ -122,6 +127,7 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
         access_log: a.access_log,
         served: AtomicU64::new(0),
         gate: refusals::Gate::new(&vault),
+        identities: identity::Issuer::new(a.identity_token_lifetime),
     });
     let listener = runtime
         .block_on(TcpListener::bind(a.addr))
@@ -129,11 +135,53 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", a.addr)))?;
+    // The managed-identity endpoint: asked for, or on its default address when the vault has
+    // identities. Loopback only: an identity header must not be usable from another machine.
+    let identity_addr = match a.identity_addr {
+        Some(addr) => Some(addr),
+        None if state.gate.identity_count().unwrap_or(0) > 0 => {
+            Some(identity::DEFAULT_ADDR.parse().expect("a socket address"))
+        }
+        None => None,
+    };
+    let identity_listener = match identity_addr {
+        Some(addr) if !addr.ip().is_loopback() => {
+            return Err(CliError::new(format!(
+                "--identity-addr {addr}: the identity endpoint listens on loopback addresses \
+                 only (127.0.0.1, ::1)"
+            )));
+        }
+        Some(addr) => {
+            let l = runtime.block_on(TcpListener::bind(addr)).map_err(|e| {
+                CliError::new(format!(
+                    "cannot listen on {addr} for the identity endpoint: {e} (choose another \
+                     with --identity-addr)"
+                ))
+            })?;
+            let local = l.local_addr().map_err(|e| {
+                CliError::new(format!(
+                    "cannot listen on {addr} for the identity endpoint: {e}"
+                ))
+            })?;
+            Some((l, local))
+        }
+        None => None,
+    };
     // Only an owner may list tokens (the gate did, if it could).
     let tokens = state.gate.token_count();
-    banner(g, a, &path, local, &tls, tokens)?;
+    banner(
+        g,
+        a,
+        &path,
+        local,
+        &tls,
+        tokens,
+        identity_listener.as_ref().map(|(_, l)| *l),
+        &state,
+    )?;
     let served = runtime.block_on(serve(
         listener,
+        identity_listener.map(|(l, _)| l),
         TlsAcceptor::from(tls.config),
         state.clone(),
         a.max_connections as usize,
@@ -150,7 +198,8 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
 }
 
 /// What `tresor serve` prints when it is ready: the URL (first line, for scripts), the CA to
-/// trust, how to get a token, and how to point the Python SDK at it.
+/// trust, how to get a token, the identity endpoint, and how to point the Python SDK at it.
+#[allow(clippy::too_many_arguments)]
 fn banner(
     g: &Global,
     a: &ServeArgs,
@@ -158,6 +207,8 @@ fn banner(
     local: SocketAddr,
     tls: &tls::Tls,
     tokens: Option<usize>,
+    identity_endpoint: Option<SocketAddr>,
+    state: &State,
 ) -> CliResult<()> {
     let url = format!("https://{local}");
     let mut text = format!("listening on {url}\n");
@@ -184,6 +235,18 @@ fn banner(
          reader|writer|owner --label NAME` while the server is stopped (it holds the vault \
          open), and send it as `Authorization: Bearer <token>`\n"
     ));
+    if let Some(addr) = identity_endpoint {
+        let count = state
+            .gate
+            .identity_count()
+            .map_or_else(|| "?".to_string(), |n| n.to_string());
+        text.push_str(&format!(
+            "identity endpoint: http://{addr}{} (managed identities: {count}; access tokens \
+             valid {} s; `tresor identity env NAME` prints an identity's environment)\n",
+            identity::TOKEN_PATH,
+            state.identities.lifetime().as_secs()
+        ));
+    }
     text.push_str(&format!(
         "python: SecretClient(vault_url=\"{url}\", credential=<a credential returning the \
          token>, verify_challenge_resource=False, connection_verify=\"<CA certificate>\")\n"
@@ -250,6 +313,7 @@ async fn stop_signal() {
 /// `max_connections` slots, so sockets that never speak TLS cannot keep clients out.
 async fn serve(
     listener: TcpListener,
+    identity_listener: Option<TcpListener>,
     acceptor: TlsAcceptor,
     state: Arc<State>,
     max_connections: usize,
@@ -259,6 +323,8 @@ async fn serve(
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
     let ticker = tokio::spawn(record_refusals(state.clone()));
+    let identity_task =
+        identity_listener.map(|l| tokio::spawn(identity::serve(l, state.clone(), stop_rx.clone())));
     let stop = stop_signal();
     tokio::pin!(stop);
     loop {
@@ -330,6 +396,9 @@ async fn serve(
     eprintln!("tresor serve: stopping: finishing requests in flight");
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
+        if let Some(t) = identity_task {
+            let _ = t.await;
+        }
     })
     .await;
     if drained.is_err() {
@@ -404,13 +473,25 @@ async fn respond(
         Ok(t) => Zeroizing::new(t.to_string()),
         Err(e) => return (Err(e), None),
     };
-    // An unknown token is refused in memory: it costs no commit.
-    let consulted = match state.policy {
-        Policy::AnyToken => None,
-        Policy::Tokens => match state.gate.check(&token, peer.ip()) {
-            refusals::Check::Refuse => return (Err(auth::unknown_token()), None),
-            refusals::Check::Consult(id) => Some(id),
-        },
+    // An access token of a managed identity is known in memory (or refused there); any other
+    // unknown token is refused in memory too: neither costs a commit.
+    let caller = if token.starts_with(identity::ACCESS_PREFIX) {
+        match state.identities.lookup(&token) {
+            identity::Lookup::Valid(handle) => Caller::Issued(handle),
+            identity::Lookup::Expired => return (Err(identity::expired()), None),
+            identity::Lookup::Unknown => {
+                state.gate.refuse(peer.ip());
+                return (Err(auth::unknown_token()), None);
+            }
+        }
+    } else {
+        match state.policy {
+            Policy::AnyToken => Caller::Token(None),
+            Policy::Tokens => match state.gate.check(&token, peer.ip()) {
+                refusals::Check::Refuse => return (Err(auth::unknown_token()), None),
+                refusals::Check::Consult(id) => Caller::Token(Some(id)),
+            },
+        }
     };
     let parsed = (|| {
         let host = http::host(&parts.headers, &parts.uri, &state.fallback_host)?;
@@ -434,7 +515,7 @@ async fn respond(
     if !needs_body {
         // One trip to the blocking pool: who the caller is, then the operation.
         let outcome = blocking(move || {
-            let handle = identify(&st, &token, consulted)?;
+            let handle = identify(&st, &token, caller)?;
             let actor = handle.actor().to_string();
             Ok(match parsed {
                 Ok(call) => (routes::execute(&handle, &call), actor),
@@ -449,7 +530,7 @@ async fn respond(
     }
     // A body is read only from a caller the vault knows.
     let identified = blocking(move || {
-        let handle = identify(&st, &token, consulted)?;
+        let handle = identify(&st, &token, caller)?;
         let actor = handle.actor().to_string();
         Ok((handle, actor))
     })
@@ -470,12 +551,20 @@ async fn respond(
     (outcome, Some(actor))
 }
 
+/// Who presented a token, as far as memory tells.
+enum Caller {
+    /// An access token this server issued to a managed identity: its handle.
+    Issued(Vault),
+    /// A token for the vault to look up (with its public id, for the gate).
+    Token(Option<refusals::TokenId>),
+}
+
 /// The handle for `token` (blocking); a token the vault confirms is remembered by the gate.
-fn identify(
-    state: &State,
-    token: &str,
-    consulted: Option<refusals::TokenId>,
-) -> Result<Vault, ApiError> {
+fn identify(state: &State, token: &str, caller: Caller) -> Result<Vault, ApiError> {
+    let consulted = match caller {
+        Caller::Issued(handle) => return Ok(handle),
+        Caller::Token(id) => id,
+    };
     let handle = auth::identify(&state.vault, state.policy, token)?;
     if let Some(id) = consulted {
         state.gate.known(id);

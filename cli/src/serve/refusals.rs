@@ -90,6 +90,8 @@ pub struct Gate {
     vault_id: [u8; 16],
     /// How many tokens the vault has, when the handle may list them.
     count: Option<usize>,
+    /// How many of them are managed identities (`identity.NAME`).
+    identities: Option<usize>,
     /// Every token's id (`complete`), or those the vault has confirmed.
     known: Mutex<HashSet<TokenId>>,
     complete: bool,
@@ -108,6 +110,11 @@ impl Gate {
             .flatten();
         let complete = listed.is_some();
         let count = listed.as_ref().map(Vec::len);
+        let identities = listed.as_ref().map(|l| {
+            l.iter()
+                .filter(|t| super::identity::is_identity_label(&t.label))
+                .count()
+        });
         let known = listed
             .unwrap_or_default()
             .iter()
@@ -116,6 +123,7 @@ impl Gate {
         Gate {
             vault_id: vault.vault_id(),
             count,
+            identities,
             known: Mutex::new(known),
             complete,
             windows: Mutex::new(HashMap::new()),
@@ -133,6 +141,11 @@ impl Gate {
         self.count
     }
 
+    /// How many managed identities the vault has (`None` when the handle may not list them).
+    pub fn identity_count(&self) -> Option<usize> {
+        self.identities
+    }
+
     /// What to do with `token`, presented from `source`.
     pub fn check(&self, token: &str, source: IpAddr) -> Check {
         let id = token_id(&self.vault_id, token);
@@ -147,6 +160,11 @@ impl Gate {
         }
         w.refused += 1;
         Check::Refuse
+    }
+
+    /// Counts a refusal decided elsewhere (an access token this server never issued).
+    pub fn refuse(&self, source: IpAddr) {
+        window(&mut lock(&self.windows), source).refused += 1;
     }
 
     /// The vault knew the token `id`: later requests with it skip the budget.

@@ -13,7 +13,8 @@
 //! | POST | `/deletedsecrets/{name}/recover` | recover |
 //! | DELETE | `/deletedsecrets/{name}` | purge (204) |
 //!
-//! Every request needs an `api-version` from 7.0 to 2026-04-01.
+//! Every request needs an `api-version`: 7.0 to 7.6, or a dated one from 2016-10-01 to
+//! 2026-04-01.
 
 use hyper::{Method, StatusCode};
 use serde_json::Value;
@@ -29,8 +30,11 @@ pub const MAX_RESULTS: usize = 25;
 /// The newest `api-version` served (the Python SDK's default in azure-keyvault-secrets 4.12).
 pub const NEWEST_API_VERSION: &str = "2026-04-01";
 
+/// The oldest dated `api-version` served (`2016-10-01`, which the Python SDK still offers).
+pub const OLDEST_API_VERSION: &str = "2016-10-01";
+
 /// Whether `v` is an `api-version` this server speaks: `7.0` to `7.6` or a dated version from
-/// `2025-01-01` to `2026-04-01`, either with an optional `-preview…` suffix. The secrets surface
+/// `2016-10-01` to `2026-04-01`, either with an optional `-preview…` suffix. The secrets surface
 /// served is the same for all of them.
 pub fn supported_api_version(v: &str) -> bool {
     let base = v.split_once("-preview").map_or(v, |(b, _)| b);
@@ -44,7 +48,7 @@ pub fn supported_api_version(v: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    dated && ("2025-01-01"..=NEWEST_API_VERSION).contains(&base)
+    dated && (OLDEST_API_VERSION..=NEWEST_API_VERSION).contains(&base)
 }
 
 /// The request's `api-version`, checked.
@@ -52,13 +56,13 @@ pub fn api_version(q: &Query) -> Result<String, ApiError> {
     let v = q.get("api-version").ok_or_else(|| {
         ApiError::bad(format!(
             "The request has no 'api-version' query parameter; this server accepts 7.0 to 7.6 \
-             and 2025-01-01 to {NEWEST_API_VERSION}."
+             and {OLDEST_API_VERSION} to {NEWEST_API_VERSION}."
         ))
     })?;
     if !supported_api_version(v) {
         return Err(ApiError::bad(format!(
             "The api-version '{}' is not supported; this server accepts 7.0 to 7.6 and \
-             2025-01-01 to {NEWEST_API_VERSION}.",
+             {OLDEST_API_VERSION} to {NEWEST_API_VERSION}.",
             v.escape_debug()
         )));
     }
@@ -394,6 +398,8 @@ mod tests {
             "7.4",
             "7.6",
             "7.6-preview.2",
+            "2016-10-01",
+            "2019-09-01",
             "2025-07-01",
             "2026-04-01",
         ] {
@@ -405,7 +411,8 @@ mod tests {
             "7.7",
             "7.10",
             "6.0",
-            "2016-10-01",
+            "2016-09-30",
+            "2015-06-01",
             "2026-04-02",
             "2026-4-01",
             "latest",

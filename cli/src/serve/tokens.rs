@@ -36,6 +36,12 @@ fn create(vault: &Vault, a: &TokenCreateArgs) -> CliResult<()> {
         Some(l) => l.clone(),
         None => default_label(vault, role)?,
     };
+    if super::identity::is_identity_label(&label) {
+        return Err(CliError::new(format!(
+            "labels starting with {} are managed identities: use `tresor identity add`",
+            quote(super::identity::LABEL_PREFIX)
+        )));
+    }
     let new = vault.create_token(&label, role)?;
     eprintln!(
         "created token {} ({}, {} role); it is shown once, below. Present it as \

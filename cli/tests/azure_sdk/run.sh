@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Drives `tresor serve` with the real Azure SDK for Python (azure-keyvault-secrets from PyPI):
-# builds the binary, makes two fresh vaults (one with purge protection) with a key file and
-# owner/writer/reader tokens, serves each on a free loopback port, runs the pytest suite, stops
-# the servers with SIGTERM and checks that they exit cleanly with the audit chain intact.
+# Drives `tresor serve` with the real Azure SDK for Python (azure-keyvault-secrets and
+# azure-identity from PyPI): builds the binary, makes two fresh vaults (one with purge
+# protection) with a key file, owner/writer/reader tokens and two managed identities, serves
+# each on a free loopback port (and its identity endpoint on another), runs the pytest suite,
+# stops the servers with SIGTERM and checks that they exit cleanly with the audit chain intact
+# and that the identities' requests were audited under their names.
 #
 # Usage: cli/tests/azure_sdk/run.sh [pytest args…]   (TRESOR_SDK_VENV=DIR reuses a virtualenv)
 set -euo pipefail
@@ -41,13 +43,22 @@ start_server() {
     local role
     for role in owner writer reader; do
         "${t[@]}" token create --role "$role" --label "$role" >"$dir/$role.tok" 2>/dev/null
+        # A managed identity per role but owner: its IDENTITY_HEADER, from the environment that
+        # `tresor identity add` prints.
+        if [ "$role" != owner ]; then
+            "${t[@]}" identity add "mi-$role" --role "$role" 2>/dev/null |
+                sed -n "s/^export IDENTITY_HEADER='\(.*\)'\$/\1/p" >"$dir/mi-$role.header"
+            test -s "$dir/mi-$role.header"
+        fi
     done
-    "${t[@]}" --audit-reads buffered serve --addr 127.0.0.1:0 >"$dir/out.log" 2>"$dir/err.log" &
+    "${t[@]}" --audit-reads buffered serve --addr 127.0.0.1:0 --identity-addr 127.0.0.1:0 \
+        --identity-token-lifetime "$MI_LIFETIME" >"$dir/out.log" 2>"$dir/err.log" &
     PIDS+=($!)
     local i
     for i in $(seq 1 300); do
         if grep -q '^listening on ' "$dir/out.log" 2>/dev/null; then
             URL=$(sed -n 's/^listening on //p' "$dir/out.log" | head -n1)
+            MI_ENDPOINT=$(sed -n 's/^identity endpoint: \([^ ]*\) .*/\1/p' "$dir/out.log")
             return 0
         fi
         if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
@@ -74,7 +85,12 @@ stop_server() {
     "$BIN" --vault "$dir/v.tresor" --key-file "$dir/k.key" audit --verify
 }
 
+MI_LIFETIME=600
 start_server main
+TRESOR_MI_WRITER_HEADER=$(cat "$WORK/main/mi-writer.header")
+TRESOR_MI_READER_HEADER=$(cat "$WORK/main/mi-reader.header")
+export TRESOR_MI_ENDPOINT=$MI_ENDPOINT TRESOR_MI_LIFETIME=$MI_LIFETIME
+export TRESOR_MI_WRITER_HEADER TRESOR_MI_READER_HEADER
 export TRESOR_URL=$URL TRESOR_CA="$WORK/main/v.tresor.tls/ca.pem"
 TRESOR_OWNER_TOKEN=$(cat "$WORK/main/owner.tok")
 TRESOR_WRITER_TOKEN=$(cat "$WORK/main/writer.tok")
@@ -100,3 +116,11 @@ echo "-- stopping the servers (SIGTERM)"
 stop_server main "${PIDS[0]}"
 stop_server protected "${PIDS[1]}"
 PIDS=()
+# The identities' requests are audited under their names.
+"$BIN" --vault "$WORK/main/v.tresor" --key-file "$WORK/main/k.key" audit --json >"$WORK/audit.json"
+for who in identity:mi-writer identity:mi-reader; do
+    if ! grep -q "\"$who\"" "$WORK/audit.json"; then
+        echo "no audit record names $who" >&2
+        exit 1
+    fi
+done

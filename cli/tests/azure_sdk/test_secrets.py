@@ -186,3 +186,35 @@ def test_older_api_version(name):
     client = make_client("TRESOR_URL", "TRESOR_CA", os.environ["TRESOR_OWNER_TOKEN"], api_version="7.4")
     client.set_secret(name, "old api")
     assert client.get_secret(name).value == "old api"
+
+
+def test_oldest_api_version_the_sdk_offers(owner, name):
+    import os
+
+    client = make_client(
+        "TRESOR_URL", "TRESOR_CA", os.environ["TRESOR_OWNER_TOKEN"], api_version="2016-10-01"
+    )
+    client.set_secret(name, "oldest api")
+    assert client.get_secret(name).value == "oldest api"
+
+
+def test_no_tags_and_no_inner_error_keys(owner, name):
+    owner.set_secret(name, "untagged")
+    got = owner.get_secret(name)
+    # Azure leaves `tags` out when there are none: the SDK reads None, not {}.
+    assert got.properties.tags is None
+    import os
+
+    import requests
+
+    raw = requests.get(
+        f"{os.environ['TRESOR_URL']}/secrets/{name}/",
+        params={"api-version": "7.6"},
+        headers={"Authorization": f"Bearer {os.environ['TRESOR_OWNER_TOKEN']}"},
+        verify=os.environ["TRESOR_CA"],
+        timeout=30,
+    )
+    assert raw.status_code == 200 and "tags" not in raw.json()
+    with pytest.raises(ResourceNotFoundError) as e:
+        owner.get_secret(name + "-missing")
+    assert "innererror" not in e.value.response.json()["error"]
