@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, TableDefinition};
 use rusqlite::{Connection, params};
 use tresor::{Credential, Options, SetOptions, Vault, redb};
 
@@ -50,8 +50,10 @@ fn sqlcipher(path: &std::path::Path) -> Connection {
         .unwrap();
     c.pragma_update(None, "journal_mode", "WAL").unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
-        .unwrap();
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    )
+    .unwrap();
     c
 }
 
@@ -64,7 +66,9 @@ fn main() {
     {
         let tx = sql.unchecked_transaction().unwrap();
         {
-            let mut ins = tx.prepare("INSERT INTO secrets (name, value) VALUES (?1, ?2)").unwrap();
+            let mut ins = tx
+                .prepare("INSERT INTO secrets (name, value) VALUES (?1, ?2)")
+                .unwrap();
             for (n, v) in names.iter().zip(&values) {
                 ins.execute(params![n, v]).unwrap();
             }
@@ -75,10 +79,20 @@ fn main() {
         .query_row("PRAGMA cipher_version", [], |r| r.get(0))
         .unwrap();
 
-    let vault = Vault::create(dir.path().join("peer.tresor"), &Credential::key([5; 32]), Options::new()).unwrap();
+    let vault = Vault::create(
+        dir.path().join("peer.tresor"),
+        &Credential::key([5; 32]),
+        Options::new(),
+    )
+    .unwrap();
     let opts = SetOptions::new();
     vault
-        .set_many(names.iter().zip(&values).map(|(n, v)| (n.as_str(), v.as_slice(), &opts)))
+        .set_many(
+            names
+                .iter()
+                .zip(&values)
+                .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
+        )
         .unwrap();
     drop(vault);
     let path = dir.path().join("peer.tresor");
@@ -108,7 +122,9 @@ fn main() {
     let v = value(7);
     for _ in 0..ROUNDS {
         {
-            let mut up = sql.prepare_cached("UPDATE secrets SET value = ?1 WHERE name = ?2").unwrap();
+            let mut up = sql
+                .prepare_cached("UPDATE secrets SET value = ?1 WHERE name = ?2")
+                .unwrap();
             for _ in 0..WRITES {
                 let n = &names[pick.next()];
                 let t = Instant::now();
@@ -120,7 +136,10 @@ fn main() {
             let n = &names[pick.next()];
             let t = Instant::now();
             let txn = raw.begin_write().unwrap();
-            txn.open_table(RAW).unwrap().insert(n.as_str(), v.as_slice()).unwrap();
+            txn.open_table(RAW)
+                .unwrap()
+                .insert(n.as_str(), v.as_slice())
+                .unwrap();
             txn.commit().unwrap();
             times[1].push(t.elapsed());
         }
@@ -131,7 +150,9 @@ fn main() {
             times[2].push(t.elapsed());
         }
         {
-            let mut get = sql.prepare_cached("SELECT value FROM secrets WHERE name = ?1").unwrap();
+            let mut get = sql
+                .prepare_cached("SELECT value FROM secrets WHERE name = ?1")
+                .unwrap();
             let t = Instant::now();
             for _ in 0..READS {
                 let n = &names[pick.next()];
@@ -145,6 +166,9 @@ fn main() {
             black_box(vault.get(&names[pick.next()]).unwrap());
         }
         times[4].push(t.elapsed() / READS as u32);
+        // The read records still buffered would otherwise ride on the next round's first
+        // durable set.
+        vault.flush().unwrap();
     }
     let m: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
     println!("SQLCipher {cipher_version}; {N} rows of 256 bytes; {ROUNDS} interleaved rounds");
