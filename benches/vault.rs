@@ -291,7 +291,7 @@ fn bench_bulk(c: &mut Criterion) {
                         (k, tresor::fuzzing::seal(&key, &k, v).unwrap())
                     })
                     .collect();
-                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                rows.sort_unstable_by_key(|r| r.0);
                 let txn = db.begin_write().unwrap();
                 {
                     let mut t = txn.open_table(HASHED).unwrap();
