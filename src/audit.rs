@@ -19,12 +19,13 @@ use crate::access::{Operation, Principal, Role};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::encoding::{
-    self, AuditBlock, AuditBlockRef, AuditBlockV2, AuditEntry, AuditStored, PrincipalStored,
-    TableId, tag,
+    self, AuditBlock, AuditBlockRef, AuditBlockV2, AuditEntry, AuditEntryRef, AuditStored,
+    PrincipalStored, TableId, tag,
 };
 use crate::error::{Error, Result};
 use crate::secret::VersionId;
 use crate::storage::Keys;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// How reads are audited (writes are always audited in their own transaction).
@@ -104,6 +105,36 @@ fn principal_from(p: PrincipalStored) -> Result<Principal> {
             role: role(r)?,
         },
     })
+}
+
+/// A record waiting in memory for the next commit (a buffered read, a refusal), kept compact:
+/// the handle's actor is shared, the outcome is an error code, and the [`AuditEntry`] bytes are
+/// only produced when the record is sealed, borrowing from here ([`PendingRecord::as_entry`]).
+/// What it records is exactly what an [`AuditEntry`] would.
+pub(crate) struct PendingRecord {
+    pub time: Timestamp,
+    pub actor: Arc<str>,
+    pub operation: u16,
+    pub name: Option<Box<str>>,
+    pub version: Option<[u8; 16]>,
+    pub outcome: Option<&'static str>,
+    pub principal: Option<PrincipalStored>,
+}
+
+impl PendingRecord {
+    /// The record as it is encoded (numbered when it is sealed).
+    pub(crate) fn as_entry(&self) -> AuditEntryRef<'_> {
+        AuditEntryRef {
+            seq: 0,
+            time: self.time,
+            actor: &self.actor,
+            operation: self.operation,
+            name: self.name.as_deref(),
+            version: self.version,
+            outcome: self.outcome,
+            principal: self.principal,
+        }
+    }
 }
 
 /// The chain MAC before the first record.
@@ -208,7 +239,7 @@ pub(crate) fn seal_block(
     vault_id: &[u8; 16],
     after: u64,
     prev: &[u8; 32],
-    entries: &mut [AuditEntry],
+    entries: &mut [AuditEntryRef<'_>],
 ) -> Result<(u64, [u8; 32], Vec<u8>)> {
     for (e, seq) in entries.iter_mut().zip(after + 1..) {
         e.seq = seq;

@@ -1,12 +1,13 @@
 //! The cryptographic primitives, in one place: random bytes, the AEAD, subkeys, keyed hashes.
 //!
-//! - Records and key slots: XChaCha20-Poly1305 with a fresh random 24-byte nonce per seal.
+//! - Records and key slots: XChaCha20-Poly1305 with a fresh random 24-byte nonce per seal
+//!   (computed by `ring` with the default feature `fast-aead`, else by RustCrypto: same bytes).
 //!   A sealed box is `nonce (24) || ciphertext || tag (16)`.
 //! - Subkeys: BLAKE3 `derive_key` over the master key with fixed context strings.
 //! - Name hashes and the audit chain: keyed BLAKE3; MACs are compared in constant time.
 
+#[cfg(not(feature = "fast-aead"))]
 use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -55,43 +56,181 @@ pub(crate) fn mac_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// An AEAD key ready to seal and open boxes.
-pub(crate) struct Sealer(XChaCha20Poly1305);
+/// An AEAD key ready to seal and open boxes: XChaCha20-Poly1305, computed by `ring` (feature
+/// `fast-aead`, the default) or by RustCrypto's `chacha20poly1305` (pure Rust). Both produce the
+/// same bytes for the same key, nonce, associated data and message.
+///
+/// ring has no XChaCha20: a box is sealed as HChaCha20 of the key over the first 16 nonce bytes
+/// (a subkey, which depends on the nonce and so cannot be cached per key), then IETF
+/// ChaCha20-Poly1305 under that subkey with the nonce `[0; 4] || last 8 nonce bytes`, which is
+/// how XChaCha20-Poly1305 is defined (draft-irtf-cfrg-xchacha-03).
+pub(crate) struct Sealer {
+    #[cfg(feature = "fast-aead")]
+    key: Key,
+    #[cfg(not(feature = "fast-aead"))]
+    cipher: XChaCha20Poly1305,
+}
 
 impl Sealer {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
-        // A 32-byte slice is always a valid key length.
-        Sealer(XChaCha20Poly1305::new(key.into()))
+        #[cfg(feature = "fast-aead")]
+        {
+            Sealer {
+                key: Zeroizing::new(*key),
+            }
+        }
+        #[cfg(not(feature = "fast-aead"))]
+        {
+            Sealer {
+                cipher: reference::cipher(key),
+            }
+        }
     }
 
     /// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let nonce: [u8; NONCE_LEN] = random()?;
-        let ct = self
-            .0
-            .encrypt(
-                &nonce.into(),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| Error::corrupted("encryption failed"))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        self.seal_with_nonce(&nonce, aad, plaintext)
+    }
+
+    /// [`Sealer::seal`] under a given nonce (which must never repeat under one key: only
+    /// [`Sealer::seal`] and the cross-checks of the two implementations call it).
+    pub(crate) fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        #[cfg(feature = "fast-aead")]
+        let sealed = fast::seal(&self.key, nonce, aad, plaintext);
+        #[cfg(not(feature = "fast-aead"))]
+        let sealed = reference::seal(&self.cipher, nonce, aad, plaintext);
+        sealed.ok_or_else(|| Error::corrupted("encryption failed"))
     }
 
     /// Decrypts a box made by [`Sealer::seal`] with the same `aad`; `None` when it does not
     /// authenticate (wrong key, altered bytes, or another place's associated data).
     pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        #[cfg(feature = "fast-aead")]
+        {
+            fast::open(&self.key, aad, sealed)
+        }
+        #[cfg(not(feature = "fast-aead"))]
+        {
+            reference::open(&self.cipher, aad, sealed)
+        }
+    }
+}
+
+/// XChaCha20-Poly1305 as HChaCha20 (RustCrypto `chacha20`) and ring's ChaCha20-Poly1305.
+#[cfg(feature = "fast-aead")]
+pub(crate) mod fast {
+    use chacha20::{R20, hchacha};
+    use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+    use zeroize::{Zeroize, Zeroizing};
+
+    use super::{Key, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
+
+    /// The ChaCha20-Poly1305 key and nonce that XChaCha20-Poly1305 uses under `key` and `nonce`.
+    /// ring keeps its own copy of the subkey inside the returned key, which it does not wipe.
+    fn subkey(key: &[u8; 32], nonce: &[u8; NONCE_LEN]) -> Option<(LessSafeKey, Nonce)> {
+        let (head, tail) = nonce.split_at(16);
+        let mut derived = hchacha::<R20>(key.into(), head.try_into().ok()?);
+        let sub: Key = Zeroizing::new(derived.into());
+        derived.as_mut_slice().zeroize();
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, sub.as_slice()).ok()?;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(tail);
+        Some((LessSafeKey::new(unbound), Nonce::assume_unique_for_key(n)))
+    }
+
+    /// `nonce || ciphertext || tag`.
+    pub(crate) fn seal(
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Option<Vec<u8>> {
+        let (k, n) = subkey(key, nonce)?;
+        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(plaintext);
+        match k.seal_in_place_separate_tag(n, Aad::from(aad), &mut out[NONCE_LEN..]) {
+            Ok(tag) => {
+                out.extend_from_slice(tag.as_ref());
+                Some(out)
+            }
+            Err(_) => {
+                out.zeroize();
+                None
+            }
+        }
+    }
+
+    /// The plaintext of `nonce || ciphertext || tag`, if it authenticates.
+    pub(crate) fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let (k, n) = subkey(key, nonce)?;
+        let mut buf = Zeroizing::new(ct.to_vec());
+        let len = k.open_in_place(n, Aad::from(aad), &mut buf).ok()?.len();
+        debug_assert_eq!(len + TAG_LEN, ct.len());
+        buf.truncate(len);
+        Some(buf)
+    }
+}
+
+/// XChaCha20-Poly1305 by RustCrypto's `chacha20poly1305`: the pure-Rust build's AEAD, and the
+/// reference the fast one is checked against.
+pub(crate) mod reference {
+    use chacha20poly1305::XChaCha20Poly1305;
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use zeroize::Zeroizing;
+
+    use super::{NONCE_LEN, SEAL_OVERHEAD};
+
+    pub(crate) fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
+        // A 32-byte array is always a valid key.
+        XChaCha20Poly1305::new(key.into())
+    }
+
+    /// `nonce || ciphertext || tag`.
+    pub(crate) fn seal(
+        cipher: &XChaCha20Poly1305,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Option<Vec<u8>> {
+        let ct = cipher
+            .encrypt(
+                nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .ok()?;
+        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(&ct);
+        Some(out)
+    }
+
+    /// The plaintext of `nonce || ciphertext || tag`, if it authenticates.
+    pub(crate) fn open(
+        cipher: &XChaCha20Poly1305,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
         if sealed.len() < SEAL_OVERHEAD {
             return None;
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
-        self.0
+        cipher
             .decrypt(&nonce.into(), Payload { msg: ct, aad })
             .ok()
             .map(Zeroizing::new)

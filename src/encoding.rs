@@ -388,11 +388,42 @@ pub(crate) struct AuditBlockV2 {
     pub mac: [u8; 32],
 }
 
-/// [`AuditBlock`] borrowing its records, for writing: the same encoding.
+/// [`AuditBlock`] borrowing its records, for writing: the same encoding (its records are
+/// [`AuditEntry`]s or [`AuditEntryRef`]s, which encode alike).
 #[derive(Serialize)]
-pub(crate) struct AuditBlockRef<'a> {
-    pub entries: &'a [AuditEntry],
+pub(crate) struct AuditBlockRef<'a, E = AuditEntry> {
+    pub entries: &'a [E],
     pub mac: [u8; 32],
+}
+
+/// [`AuditEntry`] borrowing its strings, for writing: the same fields in the same order, so the
+/// same encoding (postcard writes `&str` and `String` alike).
+#[derive(Serialize, Clone, Copy, Debug)]
+pub(crate) struct AuditEntryRef<'a> {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub actor: &'a str,
+    pub operation: u16,
+    pub name: Option<&'a str>,
+    pub version: Option<[u8; 16]>,
+    pub outcome: Option<&'a str>,
+    pub principal: Option<PrincipalStored>,
+}
+
+impl AuditEntry {
+    /// The record borrowed, for writing.
+    pub(crate) fn as_ref(&self) -> AuditEntryRef<'_> {
+        AuditEntryRef {
+            seq: self.seq,
+            time: self.time,
+            actor: &self.actor,
+            operation: self.operation,
+            name: self.name.as_deref(),
+            version: self.version,
+            outcome: self.outcome.as_deref(),
+            principal: self.principal,
+        }
+    }
 }
 
 /// How a key slot derives its key-encryption key.
@@ -592,5 +623,55 @@ mod tests {
         assert!(decode::<VersionRecord>(tag::VERSION, &trailing).is_err());
         assert!(decode::<VersionRecord>(tag::VERSION, &bytes[..bytes.len() - 1]).is_err());
         assert!(decode::<VersionRecord>(tag::VERSION, &[]).is_err());
+    }
+
+    /// A block of borrowed records encodes byte for byte as the same block of owned records.
+    #[test]
+    fn borrowed_audit_records_encode_alike() {
+        let owned = vec![
+            AuditEntry {
+                seq: 7,
+                time: Timestamp::from_unix(1_700_000_000),
+                actor: "owner".into(),
+                operation: 2,
+                name: Some("db".into()),
+                version: Some([3; 16]),
+                outcome: Some("NotFound".into()),
+                principal: Some(PrincipalStored::Token {
+                    id: [9; 8],
+                    role: 2,
+                }),
+            },
+            AuditEntry {
+                seq: 8,
+                time: Timestamp::from_unix(-5),
+                actor: "system".into(),
+                operation: 300,
+                name: None,
+                version: None,
+                outcome: None,
+                principal: None,
+            },
+        ];
+        let borrowed: Vec<AuditEntryRef<'_>> = owned.iter().map(AuditEntry::as_ref).collect();
+        let a = encode(
+            tag::AUDIT_BLOCK,
+            &AuditBlockRef {
+                entries: &owned,
+                mac: [1; 32],
+            },
+            0,
+        );
+        let b = encode(
+            tag::AUDIT_BLOCK,
+            &AuditBlockRef {
+                entries: &borrowed,
+                mac: [1; 32],
+            },
+            0,
+        );
+        assert_eq!(&a[..], &b[..]);
+        let back: AuditBlock = decode(tag::AUDIT_BLOCK, &b).unwrap();
+        assert_eq!(back.entries, owned);
     }
 }

@@ -248,3 +248,78 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
 pub fn mac_eq(a: &[u8], b: &[u8]) -> bool {
     crate::crypto::mac_eq(a, b)
 }
+
+/// Seals `plaintext` under a given `nonce` with the AEAD this build uses (ring with the feature
+/// `fast-aead`, else RustCrypto): `nonce || ciphertext || tag`.
+pub fn seal_with_nonce(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    crate::crypto::Sealer::new(key)
+        .seal_with_nonce(nonce, aad, plaintext)
+        .unwrap_or_else(|e| panic!("sealing failed: {e}"))
+}
+
+/// Seals `plaintext` under a given `nonce` with RustCrypto's `chacha20poly1305` (the reference).
+pub fn reference_seal(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    use crate::crypto::reference;
+    reference::seal(&reference::cipher(key), nonce, aad, plaintext)
+        .unwrap_or_else(|| panic!("reference sealing failed"))
+}
+
+/// Opens `sealed` with RustCrypto's `chacha20poly1305` (the reference).
+pub fn reference_open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    use crate::crypto::reference;
+    reference::open(&reference::cipher(key), aad, sealed).map(|p| p.to_vec())
+}
+
+/// Checks this build's AEAD against the reference on one input and panics on any difference:
+/// the same box from both, each opening the other's box, both refusing the box with one bit of
+/// `flip` changed (an index into the box, taken modulo its length) or another associated data,
+/// and both giving the same answer for `sealed_guess` opened as a box.
+pub fn aead_cross_check(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    flip: usize,
+    sealed_guess: &[u8],
+) {
+    let ours = seal_with_nonce(key, nonce, aad, plaintext);
+    let theirs = reference_seal(key, nonce, aad, plaintext);
+    assert_eq!(ours, theirs, "the two AEADs seal differently");
+    assert_eq!(
+        open(key, aad, &theirs).as_deref(),
+        Some(plaintext),
+        "this build does not open the reference's box"
+    );
+    assert_eq!(
+        reference_open(key, aad, &ours).as_deref(),
+        Some(plaintext),
+        "the reference does not open this build's box"
+    );
+    let mut altered = ours.clone();
+    let at = flip % altered.len();
+    altered[at] ^= 1 << (flip / altered.len() % 8);
+    assert_eq!(open(key, aad, &altered), None, "an altered box opened");
+    assert_eq!(
+        reference_open(key, aad, &altered),
+        None,
+        "an altered box opened"
+    );
+    let mut other_aad = aad.to_vec();
+    other_aad.push(0);
+    assert_eq!(open(key, &other_aad, &ours), None, "another aad opened");
+    assert_eq!(
+        open(key, aad, sealed_guess),
+        reference_open(key, aad, sealed_guess),
+        "the two AEADs disagree on a box"
+    );
+}

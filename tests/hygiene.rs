@@ -11,8 +11,9 @@
 //! every byte without branching on the data (the length is compared first; MAC lengths are
 //! public). Every place the engine compares a MAC or a key check goes through it: the header MAC
 //! at unlock, the key slot check value, the audit chain links and head, checkpoints, and the
-//! master key comparison during rotation. Poly1305 tags are checked inside the
-//! `chacha20poly1305` crate, which also uses `subtle`. A test cannot measure constant time
+//! master key comparison during rotation. Poly1305 tags are checked inside ring (the default
+//! feature `fast-aead`, with its constant-time comparison) or the `chacha20poly1305` crate
+//! (which uses `subtle`). A test cannot measure constant time
 //! reliably on a shared machine (and timing thresholds make flaky tests), so the tests below
 //! check the behaviour and that no `==`/`!=` on a MAC-named value creeps into the sources.
 

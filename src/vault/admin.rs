@@ -12,7 +12,8 @@ use redb::{
 use secrecy::SecretString;
 
 use super::{
-    Inner, Vault, VaultSettings, append_audit, auth_mac, finish, lock, read_head, read_settings,
+    Inner, Vault, VaultSettings, append_audit, auth_mac, entries_of, finish, lock, read_head,
+    read_settings,
 };
 use crate::access::Operation;
 use crate::audit::{self, AuditRecord, Checkpoint};
@@ -296,8 +297,10 @@ impl Vault {
         if let Err(e) = &result
             && !matches!(e, Error::Poisoned)
         {
-            self.inner
-                .note(self.entry(Operation::KeyRotate, None, None, Some(e)), true)?;
+            self.inner.note(
+                self.pending(Operation::KeyRotate, None, None, Some(e)),
+                true,
+            )?;
             if !self.inner.poisoned.load(Ordering::SeqCst) {
                 // Refused before anything was written (a missing credential, a broken chain).
                 self.mark_maintenance(None)?;
@@ -321,7 +324,7 @@ impl Vault {
     pub fn compact(&self) -> Result<bool> {
         self.authorize(Operation::Compact, None)?;
         self.inner
-            .note(self.entry(Operation::Compact, None, None, None), true)?;
+            .note(self.pending(Operation::Compact, None, None, None), true)?;
         self.flush()?;
         // Marked before the work, cleared once done: a compaction cut short (a crash, a
         // failed write) is reported by the next open.
@@ -356,7 +359,7 @@ impl Vault {
         });
         if let Err(e) = &result {
             self.inner
-                .note(self.entry(Operation::Compact, None, None, Some(e)), true)?;
+                .note(self.pending(Operation::Compact, None, None, Some(e)), true)?;
         }
         result
     }
@@ -433,7 +436,7 @@ impl Vault {
         }
         let err = result.as_ref().err();
         self.inner
-            .note(self.entry(Operation::VaultBackup, None, None, err), true)?;
+            .note(self.pending(Operation::VaultBackup, None, None, err), true)?;
         result
     }
 
@@ -802,14 +805,15 @@ fn rotate(
         let mut table = txn.open_table(AUDIT)?;
         for (seq, bytes) in audit_rows {
             let broken = Error::AuditBroken { seq: head.seq + 1 };
-            let mut row = audit::open_row(old, &vid, seq, &bytes).map_err(|_| broken)?;
+            let row = audit::open_row(old, &vid, seq, &bytes).map_err(|_| broken)?;
             if row.first_seq() != head.seq + 1 || !row.chains_from(&old.audit, &old_mac) {
                 return Err(Error::AuditBroken { seq: head.seq + 1 });
             }
             old_mac = row.mac;
             // Re-sealed as a block under the new key (a single record of an older file too).
+            let mut entries: Vec<_> = row.entries.iter().map(AuditEntry::as_ref).collect();
             let (last, mac, sealed) =
-                audit::seal_block(&new, &vid, head.seq, &head.mac, &mut row.entries)?;
+                audit::seal_block(&new, &vid, head.seq, &head.mac, &mut entries)?;
             table.insert(last, sealed.as_slice())?;
             head.seq = last;
             head.mac = mac;
@@ -853,13 +857,14 @@ fn rotate(
     super::tokens::reseal(&txn, old, &new, &vid)?;
     txn.open_table(META)?.remove(storage::META_MAINTENANCE)?;
 
-    let mut entries = std::mem::take(&mut *lock(&inner.pending));
-    entries.push(record);
+    let pending = std::mem::take(&mut *lock(&inner.pending));
+    let records = [record];
+    let mut entries = entries_of(&pending, &records);
     let mut head_guard = lock(&inner.head);
     let before = Checkpoint::new(head_guard.seq, &head_guard.mac);
     let committed = (|| {
         let txn = Txn::new(txn, &new.state);
-        let head = append_audit(&txn, &new, &vid, head, entries)?;
+        let head = append_audit(&txn, &new, &vid, head, &mut entries)?;
         // Every row changed key: the state digests are recomputed under the new master key.
         let head = finish(&txn, &new, &vid, head, true)?;
         // The rotation re-keys every MAC of the chain: until it has committed, the witness

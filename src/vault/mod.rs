@@ -22,8 +22,8 @@ mod txn;
 pub use options::{Options, VaultSettings};
 pub use tokens::{MAX_TOKEN_LABEL_LEN, NewToken, TOKEN_PREFIX, TokenInfo};
 use txn::{
-    Inner, ReadCx, WriteCx, append_audit, auth_mac, finish, guard_panics, lock, read_head,
-    read_settings,
+    Inner, ReadCx, WriteCx, append_audit, auth_mac, entries_of, finish, guard_panics, lock,
+    read_head, read_settings,
 };
 
 use std::fmt;

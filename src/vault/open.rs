@@ -288,7 +288,7 @@ impl Vault {
         vault.compute_purge_hint()?;
         vault
             .inner
-            .note(vault.entry(Operation::VaultOpen, None, None, None), false)?;
+            .note(vault.pending(Operation::VaultOpen, None, None, None), false)?;
         vault.purge_if_due()?;
         Ok(vault)
     }

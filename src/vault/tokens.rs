@@ -288,7 +288,7 @@ impl Vault {
         };
         if found.is_none() {
             self.inner.note(
-                self.entry(
+                self.pending(
                     Operation::TokenAuthenticate,
                     None,
                     None,

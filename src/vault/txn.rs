@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use crate::access::{Operation, Principal, Role};
-use crate::audit::{self, AuditLevel, Checkpoint};
+use crate::audit::{self, AuditLevel, Checkpoint, PendingRecord};
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Key;
 use crate::digest::{self, Txn};
-use crate::encoding::{self, AuditEntry, AuditHead, PrincipalStored, Settings, TableId, tag};
+use crate::encoding::{
+    self, AuditEntry, AuditEntryRef, AuditHead, PrincipalStored, Settings, TableId, tag,
+};
 use crate::error::{Error, Result};
 use crate::storage::{self, AUDIT, AUDIT_HEAD_KEY, Keys, META, SLOTS};
 use crate::witness::{Witness, WitnessState};
@@ -74,7 +76,7 @@ pub(crate) struct Inner {
     pub max_value_len: usize,
     pub strict: bool,
     pub head: Mutex<AuditHead>,
-    pub pending: Mutex<Vec<AuditEntry>>,
+    pub pending: Mutex<Vec<PendingRecord>>,
     pub poisoned: AtomicBool,
     /// The earliest time something deleted may be due for purge (a hint: `None` = nothing).
     pub purge_hint: Mutex<Option<Timestamp>>,
@@ -351,7 +353,7 @@ pub(super) fn append_audit(
     keys: &Keys,
     vault_id: &[u8; 16],
     head: AuditHead,
-    mut entries: Vec<AuditEntry>,
+    entries: &mut [AuditEntryRef<'_>],
 ) -> Result<AuditHead> {
     if entries.is_empty() {
         return Ok(head);
@@ -402,19 +404,34 @@ pub(super) fn finish(
     Ok(head)
 }
 
-/// Appends `entries`, finishes the transaction and commits it; returns the new head.
+/// Appends the `pending` records, then `records`, finishes the transaction and commits it;
+/// returns the new head.
 pub(super) fn seal_and_commit(
     txn: Txn<'_>,
     keys: &Keys,
     vault_id: &[u8; 16],
     head: AuditHead,
-    entries: Vec<AuditEntry>,
+    pending: &[PendingRecord],
+    records: &[AuditEntry],
     recompute: bool,
 ) -> Result<AuditHead> {
-    let head = append_audit(&txn, keys, vault_id, head, entries)?;
+    let mut entries = entries_of(pending, records);
+    let head = append_audit(&txn, keys, vault_id, head, &mut entries)?;
     let head = finish(&txn, keys, vault_id, head, recompute)?;
     txn.commit()?;
     Ok(head)
+}
+
+/// The `pending` records, then `records`, as they are encoded.
+pub(super) fn entries_of<'a>(
+    pending: &'a [PendingRecord],
+    records: &'a [AuditEntry],
+) -> Vec<AuditEntryRef<'a>> {
+    pending
+        .iter()
+        .map(PendingRecord::as_entry)
+        .chain(records.iter().map(AuditEntry::as_ref))
+        .collect()
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -519,13 +536,20 @@ impl Inner {
         settings: Option<Settings>,
     ) -> Result<()> {
         let mut head = lock(&self.head);
-        let mut entries = std::mem::take(&mut *lock(&self.pending));
-        entries.extend(records);
+        let pending = std::mem::take(&mut *lock(&self.pending));
         let mut base = *head;
         if let Some(s) = settings {
             base.settings = s;
         }
-        let result = seal_and_commit(txn, &store.keys, &self.vault_id, base, entries, false);
+        let result = seal_and_commit(
+            txn,
+            &store.keys,
+            &self.vault_id,
+            base,
+            &pending,
+            &records,
+            false,
+        );
         match result {
             Ok(new_head) => {
                 *head = new_head;
@@ -544,7 +568,7 @@ impl Inner {
     /// buffered read records (they stay buffered). A failed commit poisons the handle.
     pub(super) fn commit_bookkeeping(&self, store: &Store, txn: Txn<'_>) -> Result<()> {
         let mut head = lock(&self.head);
-        match seal_and_commit(txn, &store.keys, &self.vault_id, *head, Vec::new(), false) {
+        match seal_and_commit(txn, &store.keys, &self.vault_id, *head, &[], &[], false) {
             Ok(new_head) => {
                 // The chain did not move: the witness needs no update.
                 *head = new_head;
@@ -579,8 +603,31 @@ impl Inner {
         })
     }
 
+    /// A record of `op` by `actor` waiting for the next commit.
+    #[expect(clippy::too_many_arguments, reason = "the fields of a record")]
+    pub(super) fn pending_record(
+        &self,
+        time: Timestamp,
+        actor: &Arc<str>,
+        principal: Option<&Principal>,
+        op: Operation,
+        name: Option<&str>,
+        version: Option<[u8; 16]>,
+        err: Option<&Error>,
+    ) -> PendingRecord {
+        PendingRecord {
+            time,
+            actor: Arc::clone(actor),
+            operation: op.code(),
+            name: name.map(Box::from),
+            version,
+            outcome: err.map(Error::code),
+            principal: principal.map(audit::principal_to),
+        }
+    }
+
     /// Records a read or a refusal according to the audit level.
-    pub(super) fn note(&self, entry: AuditEntry, always: bool) -> Result<()> {
+    pub(super) fn note(&self, entry: PendingRecord, always: bool) -> Result<()> {
         match (self.read_audit, always) {
             (AuditLevel::Off, false) => Ok(()),
             (AuditLevel::Durable, _) => {
@@ -639,7 +686,7 @@ impl Drop for Inner {
             if let Ok(txn) = store.db.begin_write() {
                 let txn = Txn::new(txn, &store.keys.state);
                 if let Ok(head) =
-                    seal_and_commit(txn, &store.keys, &self.vault_id, head, pending, false)
+                    seal_and_commit(txn, &store.keys, &self.vault_id, head, &pending, &[], false)
                     && let Some(w) = &self.witness
                 {
                     let cp = Checkpoint::new(head.seq, &head.mac);
@@ -661,7 +708,7 @@ impl Vault {
             operation: op,
         };
         self.inner
-            .note(self.entry(op, name, None, Some(&err)), true)?;
+            .note(self.pending(op, name, None, Some(&err)), true)?;
         Err(err)
     }
 
@@ -674,13 +721,14 @@ impl Vault {
         f: impl FnOnce(&ReadCx<'_>) -> Result<(T, Option<[u8; 16]>)>,
     ) -> Result<T> {
         self.authorize(op, name)?;
+        let now = self.inner.clock.now();
         let result = guard_panics(|| {
             let store = self.inner.store();
             let cx = ReadCx {
                 txn: store.db.begin_read()?,
                 keys: &store.keys,
                 vault_id: &self.inner.vault_id,
-                now: self.inner.clock.now(),
+                now,
             };
             f(&cx)
         });
@@ -691,8 +739,17 @@ impl Vault {
                 Ok((_, v)) => (*v, None),
                 Err(e) => (None, Some(e)),
             };
-            self.inner
-                .note(self.entry(op, name, version, err), always)?;
+            // The read's record carries the time the read used.
+            let record = self.inner.pending_record(
+                now,
+                &self.actor,
+                self.principal.as_ref(),
+                op,
+                name,
+                version,
+                err,
+            );
+            self.inner.note(record, always)?;
         }
         result.map(|(v, _)| v)
     }
@@ -766,7 +823,7 @@ impl Vault {
                 drop(txn);
                 drop(store);
                 self.inner
-                    .note(self.entry(op, name, None, Some(&e)), true)?;
+                    .note(self.pending(op, name, None, Some(&e)), true)?;
                 Err(e)
             }
         }
@@ -805,6 +862,25 @@ impl Vault {
     ) -> AuditEntry {
         self.inner
             .entry(&self.actor, self.principal.as_ref(), op, name, version, err)
+    }
+
+    /// A record of `op` by this handle, now, waiting for the next commit (a refusal, an open).
+    pub(super) fn pending(
+        &self,
+        op: Operation,
+        name: Option<&str>,
+        version: Option<[u8; 16]>,
+        err: Option<&Error>,
+    ) -> PendingRecord {
+        self.inner.pending_record(
+            self.inner.clock.now(),
+            &self.actor,
+            self.principal.as_ref(),
+            op,
+            name,
+            version,
+            err,
+        )
     }
 
     /// Whether this handle may destroy data: purge, and purge or prune what is due by itself.
