@@ -421,11 +421,7 @@ pub(crate) fn new_slot(
         Credential::Provider(p) => {
             let kek = crypto::random_key()?;
             let blob = p.wrap(kek.as_ref()).map_err(|e| {
-                Error::Provider(format!(
-                    "new key slot {:?} ({}): {e}",
-                    spec.label,
-                    p.id()
-                ))
+                Error::Provider(format!("new key slot {:?} ({}): {e}", spec.label, p.id()))
             })?;
             (
                 SlotKindStored::Provider {

@@ -54,7 +54,11 @@ fn main() {
     if std::env::var_os(PLUGIN_DIR_ENV).is_none() {
         std::process::exit(reexec_with_plugin(&args));
     }
-    let filter: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     run_tests(&filter);
 }
 
@@ -67,10 +71,9 @@ fn reexec_with_plugin(args: &[String]) -> i32 {
     std::os::unix::fs::symlink(&exe, &link).expect("plugin link");
     #[cfg(not(unix))]
     std::fs::copy(&exe, &link).expect("plugin copy");
-    let path = std::env::join_paths(
-        std::iter::once(dir.path().to_path_buf())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(dir.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .expect("PATH");
     let status = Command::new(&exe)
         .args(&args[1..])
@@ -93,15 +96,33 @@ type TestFn = fn();
 fn run_tests(filter: &[&String]) {
     let tests: &[(&str, TestFn)] = &[
         ("x25519_identity_unlocks", x25519_identity_unlocks),
-        ("identity_file_with_several_identities", identity_file_with_several_identities),
+        (
+            "identity_file_with_several_identities",
+            identity_file_with_several_identities,
+        ),
         ("ssh_ed25519_key_unlocks", ssh_ed25519_key_unlocks),
-        ("plugin_recipient_unlocks_through_the_plugin", plugin_recipient_unlocks_through_the_plugin),
-        ("one_slot_for_several_recipients", one_slot_for_several_recipients),
-        ("failing_age_slot_does_not_stop_the_next", failing_age_slot_does_not_stop_the_next),
-        ("missing_identity_or_plugin_is_a_clear_error", missing_identity_or_plugin_is_a_clear_error),
+        (
+            "plugin_recipient_unlocks_through_the_plugin",
+            plugin_recipient_unlocks_through_the_plugin,
+        ),
+        (
+            "one_slot_for_several_recipients",
+            one_slot_for_several_recipients,
+        ),
+        (
+            "failing_age_slot_does_not_stop_the_next",
+            failing_age_slot_does_not_stop_the_next,
+        ),
+        (
+            "missing_identity_or_plugin_is_a_clear_error",
+            missing_identity_or_plugin_is_a_clear_error,
+        ),
         ("blob_is_a_plain_age_file", blob_is_a_plain_age_file),
         ("rotation_rewraps_age_slots", rotation_rewraps_age_slots),
-        ("bad_recipients_and_identity_files_are_refused", bad_recipients_and_identity_files_are_refused),
+        (
+            "bad_recipients_and_identity_files_are_refused",
+            bad_recipients_and_identity_files_are_refused,
+        ),
         ("timings", timings),
     ];
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
@@ -165,7 +186,10 @@ fn plugin_identity(dir: &Path, name: &str, plugin: &str) -> (PathBuf, String) {
         .find_map(|l| l.strip_prefix("# recipient: "))
         .expect("a recipient line")
         .to_string();
-    assert!(recipient.starts_with(&format!("age1{plugin}1")), "{recipient}");
+    assert!(
+        recipient.starts_with(&format!("age1{plugin}1")),
+        "{recipient}"
+    );
     let path = dir.join(name);
     std::fs::write(&path, &text).unwrap();
     (path, recipient)
@@ -229,14 +253,22 @@ fn x25519_identity_unlocks() {
         "v.tresor",
         &provider(AgeProvider::for_recipients([&recipient]).unwrap()),
     );
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&id).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&id).unwrap()),
+    )
+    .unwrap();
     reads_secret(&v);
     assert_eq!(v.unlocked_slot(), Some(1));
     let slots = v.slots().unwrap();
     assert_eq!(slots[0].kind, SlotKind::Provider("age".into()));
     v.close().unwrap();
     // Another identity: refused, the slot and the cause named.
-    let e = open(&path, &provider(AgeProvider::from_identity_file(&other).unwrap())).unwrap_err();
+    let e = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&other).unwrap()),
+    )
+    .unwrap_err();
     let Error::Provider(why) = &e else {
         panic!("{e:?}")
     };
@@ -244,7 +276,11 @@ fn x25519_identity_unlocks() {
     assert!(why.contains("none of the age identities"), "{why}");
     assert!(why.contains("other.txt"), "{why}");
     // A provider with recipients but no identity cannot unlock.
-    let e = open(&path, &provider(AgeProvider::for_recipients([&recipient]).unwrap())).unwrap_err();
+    let e = open(
+        &path,
+        &provider(AgeProvider::for_recipients([&recipient]).unwrap()),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no age identity"), "{e}");
     // A key credential does not touch the age slot at all.
     let e = open(&path, &Credential::generate_key().unwrap()).unwrap_err();
@@ -269,7 +305,11 @@ fn identity_file_with_several_identities() {
         "v.tresor",
         &provider(AgeProvider::for_recipients([&ra]).unwrap()),
     );
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&all).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&all).unwrap()),
+    )
+    .unwrap();
     reads_secret(&v);
 }
 
@@ -283,13 +323,21 @@ fn ssh_ed25519_key_unlocks() {
         "v.tresor",
         &provider(AgeProvider::for_recipients([&public]).unwrap()),
     );
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&key).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&key).unwrap()),
+    )
+    .unwrap();
     reads_secret(&v);
     v.close().unwrap();
     // Another SSH key does not open it.
     let other = tempfile::tempdir().unwrap();
     let (key2, _) = ssh_ed25519(other.path());
-    let e = open(&path, &provider(AgeProvider::from_identity_file(&key2).unwrap())).unwrap_err();
+    let e = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&key2).unwrap()),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Provider(_)), "{e:?}");
 }
 
@@ -303,14 +351,26 @@ fn plugin_recipient_unlocks_through_the_plugin() {
         "v.tresor",
         &provider(AgeProvider::for_recipients([&recipient]).unwrap()),
     );
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&id).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&id).unwrap()),
+    )
+    .unwrap();
     reads_secret(&v);
     v.close().unwrap();
     let log = plugin_log();
     let ran: Vec<&str> = log[before..].iter().map(String::as_str).collect();
-    assert_eq!(ran, ["recipient-v1", "identity-v1"], "the plugin ran both state machines");
+    assert_eq!(
+        ran,
+        ["recipient-v1", "identity-v1"],
+        "the plugin ran both state machines"
+    );
     // The plugin's own refusal: another identity of the same plugin does not unwrap the slot.
-    let e = open(&path, &provider(AgeProvider::from_identity_file(&other).unwrap())).unwrap_err();
+    let e = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&other).unwrap()),
+    )
+    .unwrap_err();
     let Error::Provider(why) = &e else {
         panic!("{e:?}")
     };
@@ -328,8 +388,11 @@ fn one_slot_for_several_recipients() {
         &provider(AgeProvider::for_recipients([&rx, &rssh, &rp]).unwrap()),
     );
     for id in [&x, &ssh, &p] {
-        let v = open(&path, &provider(AgeProvider::from_identity_file(id).unwrap()))
-            .unwrap_or_else(|e| panic!("{}: {e}", id.display()));
+        let v = open(
+            &path,
+            &provider(AgeProvider::from_identity_file(id).unwrap()),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", id.display()));
         reads_secret(&v);
         assert_eq!(v.slots().unwrap().len(), 1);
         v.close().unwrap();
@@ -346,24 +409,39 @@ fn failing_age_slot_does_not_stop_the_next() {
         "v.tresor",
         &provider(AgeProvider::for_recipients([&ra]).unwrap()),
     );
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&_a).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&_a).unwrap()),
+    )
+    .unwrap();
     // Slot 2: wrapping to a plugin that is not installed fails, naming the plugin.
     let e = v
-        .add_slot(&SlotSpec::new(provider(AgeProvider::for_recipients([&rm]).unwrap()), "yubikey"))
+        .add_slot(&SlotSpec::new(
+            provider(AgeProvider::for_recipients([&rm]).unwrap()),
+            "yubikey",
+        ))
         .unwrap_err();
     assert!(
-        e.to_string().contains("age-plugin-tresortestmissing is not installed"),
+        e.to_string()
+            .contains("age-plugin-tresortestmissing is not installed"),
         "{e}"
     );
     assert!(e.to_string().contains("\"yubikey\""), "{e}");
     v.add_slot(
-        &SlotSpec::new(provider(AgeProvider::for_recipients([&rb]).unwrap()), "laptop")
-            .role(Role::Reader),
+        &SlotSpec::new(
+            provider(AgeProvider::for_recipients([&rb]).unwrap()),
+            "laptop",
+        )
+        .role(Role::Reader),
     )
     .unwrap();
     v.close().unwrap();
     // Slot 1 is tried first and fails with b's identity; slot 2 opens.
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&b).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&b).unwrap()),
+    )
+    .unwrap();
     assert_eq!(v.unlocked_slot(), Some(2));
     assert_eq!(v.role(), Role::Reader);
     reads_secret(&v);
@@ -375,15 +453,26 @@ fn failing_age_slot_does_not_stop_the_next() {
         std::fs::read_to_string(&missing).unwrap() + &std::fs::read_to_string(&b).unwrap(),
     )
     .unwrap();
-    let v = open(&path, &provider(AgeProvider::from_identity_file(&both).unwrap())).unwrap();
+    let v = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&both).unwrap()),
+    )
+    .unwrap();
     assert_eq!(v.unlocked_slot(), Some(2));
     v.close().unwrap();
-    let e = open(&path, &provider(AgeProvider::from_identity_file(&missing).unwrap())).unwrap_err();
+    let e = open(
+        &path,
+        &provider(AgeProvider::from_identity_file(&missing).unwrap()),
+    )
+    .unwrap_err();
     let Error::Provider(why) = &e else {
         panic!("{e:?}")
     };
     assert!(why.contains("age-plugin-tresortestmissing"), "{why}");
-    assert!(why.contains("key slot 1") && why.contains("key slot 2"), "{why}");
+    assert!(
+        why.contains("key slot 1") && why.contains("key slot 2"),
+        "{why}"
+    );
 }
 
 fn missing_identity_or_plugin_is_a_clear_error() {
@@ -405,7 +494,10 @@ fn blob_is_a_plain_age_file() {
     let dir = tempfile::tempdir().unwrap();
     let (id, r) = x25519(dir.path(), "k.txt");
     let kek = [42u8; 32];
-    let blob = AgeProvider::for_recipients([&r]).unwrap().wrap(&kek).unwrap();
+    let blob = AgeProvider::for_recipients([&r])
+        .unwrap()
+        .wrap(&kek)
+        .unwrap();
     assert!(blob.starts_with(b"age-encryption.org/v1\n-> X25519 "));
     // age itself opens it with the identity (what `age -d -i k.txt` does).
     let identity: age::x25519::Identity = std::fs::read_to_string(&id)
@@ -437,8 +529,11 @@ fn rotation_rewraps_age_slots() {
     let path = vault_file(dir.path(), "v.tresor", &key);
     let v = open(&path, &key).unwrap();
     for (r, label) in [(&ra, "a"), (&rb, "b")] {
-        v.add_slot(&SlotSpec::new(provider(AgeProvider::for_recipients([r]).unwrap()), label))
-            .unwrap();
+        v.add_slot(&SlotSpec::new(
+            provider(AgeProvider::for_recipients([r]).unwrap()),
+            label,
+        ))
+        .unwrap();
     }
     // Two providers, each opening one slot: the one tried on the other's slot fails quietly.
     let ida = provider(AgeProvider::from_identity_file(&a).unwrap());
@@ -450,7 +545,8 @@ fn rotation_rewraps_age_slots() {
         matches!(&e, Error::MissingCredential { slot: 3, .. }),
         "{e:?}"
     );
-    v.rotate_master_key(&[ida.clone(), idb.clone()], |_| {}).unwrap();
+    v.rotate_master_key(&[ida.clone(), idb.clone()], |_| {})
+        .unwrap();
     v.close().unwrap();
     for c in [&ida, &idb] {
         reads_secret(&open(&path, c).unwrap());
@@ -459,7 +555,14 @@ fn rotation_rewraps_age_slots() {
 
 fn bad_recipients_and_identity_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for bad in ["", "age1", "hello", "ssh-ed25519", "ssh-ed25519 AAAAnotbase64", "ssh-dss AAAAB3Nza"] {
+    for bad in [
+        "",
+        "age1",
+        "hello",
+        "ssh-ed25519",
+        "ssh-ed25519 AAAAnotbase64",
+        "ssh-dss AAAAB3Nza",
+    ] {
         assert!(
             AgeProvider::for_recipients([bad]).is_err(),
             "{bad:?} taken for a recipient"
@@ -469,7 +572,10 @@ fn bad_recipients_and_identity_files_are_refused() {
     std::fs::write(&f, "# comment\nAGE-SECRET-KEY-1NOTAKEY\n").unwrap();
     let e = AgeProvider::from_identity_file(&f).unwrap_err().to_string();
     assert!(e.contains("line 2"), "{e}");
-    assert!(!e.contains("NOTAKEY"), "a line of an identity file is never echoed: {e}");
+    assert!(
+        !e.contains("NOTAKEY"),
+        "a line of an identity file is never echoed: {e}"
+    );
     std::fs::write(&f, "# only comments\n").unwrap();
     assert!(AgeProvider::from_identity_file(&f).is_err());
 }
@@ -484,15 +590,27 @@ fn timings() {
     let path = vault_file(dir.path(), "v.tresor", &key);
     let v = open(&path, &key).unwrap();
     for (r, label) in [(&rx, "x25519"), (&rssh, "ssh"), (&rp, "plugin")] {
-        v.add_slot(&SlotSpec::new(provider(AgeProvider::for_recipients([r]).unwrap()), label))
-            .unwrap();
+        v.add_slot(&SlotSpec::new(
+            provider(AgeProvider::for_recipients([r]).unwrap()),
+            label,
+        ))
+        .unwrap();
     }
     v.close().unwrap();
     let creds: HashMap<&str, Credential> = HashMap::from([
         ("key file (32-byte key)", key),
-        ("age X25519", provider(AgeProvider::from_identity_file(&x).unwrap())),
-        ("age SSH ed25519", provider(AgeProvider::from_identity_file(&ssh).unwrap())),
-        ("age plugin (tresortest)", provider(AgeProvider::from_identity_file(&p).unwrap())),
+        (
+            "age X25519",
+            provider(AgeProvider::from_identity_file(&x).unwrap()),
+        ),
+        (
+            "age SSH ed25519",
+            provider(AgeProvider::from_identity_file(&ssh).unwrap()),
+        ),
+        (
+            "age plugin (tresortest)",
+            provider(AgeProvider::from_identity_file(&p).unwrap()),
+        ),
     ]);
     let mut seen = HashSet::new();
     println!();
@@ -538,7 +656,10 @@ mod plugin {
     /// Appends the state machine's name to the plugin log.
     pub fn log(state_machine: &str) {
         if let Some(p) = std::env::var_os(PLUGIN_LOG_ENV)
-            && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p)
+            && let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
         {
             let _ = writeln!(f, "{state_machine}");
         }

@@ -105,9 +105,15 @@ fn exercise(store: KeychainStore) {
             "{why}"
         );
     }
-    assert!(why.contains("has no entry tresor-test/test-laptop/"), "{why}");
+    assert!(
+        why.contains("has no entry tresor-test/test-laptop/"),
+        "{why}"
+    );
     assert!(why.contains(store.name()), "{why}");
-    Vault::open(&path, &key, Options::new()).unwrap().close().unwrap();
+    Vault::open(&path, &key, Options::new())
+        .unwrap()
+        .close()
+        .unwrap();
 }
 
 #[test]
@@ -127,7 +133,10 @@ fn entry_names_are_fresh_and_say_the_slot() {
     let b = KeychainProvider::new_entry(KeychainStore::Keyutils, "laptop").unwrap();
     let (store, service, user) = a.entry().unwrap();
     assert_eq!((store, service), (KeychainStore::Keyutils, "tresor"));
-    assert!(user.starts_with("laptop/") && user.len() == "laptop/".len() + 32, "{user}");
+    assert!(
+        user.starts_with("laptop/") && user.len() == "laptop/".len() + 32,
+        "{user}"
+    );
     assert_ne!(a.entry(), b.entry());
     assert!(KeychainProvider::unlocker().entry().is_none());
 }
@@ -214,10 +223,16 @@ fn timings(store: KeychainStore) {
         .unwrap();
     v.close().unwrap();
     let n = 10u32;
-    for (name, c) in [("key file (32-byte key)", &key), (store.name(), &unlocker())] {
+    for (name, c) in [
+        ("key file (32-byte key)", &key),
+        (store.name(), &unlocker()),
+    ] {
         let start = Instant::now();
         for _ in 0..n {
-            Vault::open(&path, c, Options::new()).unwrap().close().unwrap();
+            Vault::open(&path, c, Options::new())
+                .unwrap()
+                .close()
+                .unwrap();
         }
         println!(
             "    unlock, {name:<24} {:>8.2} ms (mean of {n} opens)",

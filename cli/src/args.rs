@@ -424,13 +424,6 @@ pub struct NewProviderArgs {
     pub keychain_store: Option<String>,
 }
 
-impl NewProviderArgs {
-    /// Whether a provider slot was asked for.
-    pub fn any(&self) -> bool {
-        !self.age.is_empty() || self.keychain
-    }
-}
-
 /// Properties shared by `set` and `update`.
 #[derive(Debug, Args)]
 pub struct TimeArgs {

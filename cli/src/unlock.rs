@@ -382,7 +382,10 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
         }
     };
     if let Some(why) = keychain_failed {
-        eprintln!("note: the OS keychain did not open {shown}: {}", escape(&why));
+        eprintln!(
+            "note: the OS keychain did not open {shown}: {}",
+            escape(&why)
+        );
     }
     let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
     Ok(Opened { vault, kind })

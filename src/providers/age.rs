@@ -159,14 +159,17 @@ impl AgeProvider {
         if text.contains("-----BEGIN ") {
             let id = age::ssh::Identity::from_buffer(text.as_bytes(), Some(source.to_string()))
                 .map_err(|e| {
-                    Error::invalid(format!("{source} is not an SSH private key age can use: {e}"))
+                    Error::invalid(format!(
+                        "{source} is not an SSH private key age can use: {e}"
+                    ))
                 })?;
             if let age::ssh::Identity::Unsupported(_) = id {
                 return Err(Error::invalid(format!(
                     "{source} is an SSH key of a kind age does not support (use ed25519 or RSA)"
                 )));
             }
-            self.identities.push(Box::new(id.with_callbacks(self.ui.clone())));
+            self.identities
+                .push(Box::new(id.with_callbacks(self.ui.clone())));
             return Ok(());
         }
         let mut plugins: BTreeMap<String, Vec<age::plugin::Identity>> = BTreeMap::new();
@@ -229,8 +232,7 @@ fn normalize_recipient(r: &str) -> Result<String> {
             ))),
         };
     }
-    if age::x25519::Recipient::from_str(r).is_ok() || age::plugin::Recipient::from_str(r).is_ok()
-    {
+    if age::x25519::Recipient::from_str(r).is_ok() || age::plugin::Recipient::from_str(r).is_ok() {
         return Ok(r.to_string());
     }
     Err(Error::invalid(format!(
@@ -259,7 +261,10 @@ impl KeyProvider for AgeProvider {
             } else {
                 let rec = age::plugin::Recipient::from_str(r)
                     .map_err(|e| format!("not an age recipient ({e}): {r}"))?;
-                plugins.entry(rec.plugin().to_string()).or_default().push(rec);
+                plugins
+                    .entry(rec.plugin().to_string())
+                    .or_default()
+                    .push(rec);
             }
         }
         for (name, recs) in plugins {
@@ -269,9 +274,10 @@ impl KeyProvider for AgeProvider {
                 })?;
             boxed.push(Box::new(plugin));
         }
-        let encryptor =
-            age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient))
-                .map_err(|e| format!("age cannot wrap to these recipients: {e}"))?;
+        let encryptor = age::Encryptor::with_recipients(
+            boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+        )
+        .map_err(|e| format!("age cannot wrap to these recipients: {e}"))?;
         let mut out = Vec::with_capacity(256 + 200 * self.recipients.len());
         let mut w = encryptor.wrap_output(&mut out)?;
         w.write_all(key)?;
@@ -286,7 +292,11 @@ impl KeyProvider for AgeProvider {
         let decryptor = age::Decryptor::new_buffered(blob)
             .map_err(|e| format!("the slot does not hold an age file: {e}"))?;
         let reader = decryptor
-            .decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .decrypt(
+                self.identities
+                    .iter()
+                    .map(|i| i.as_ref() as &dyn age::Identity),
+            )
             .map_err(|e| match e {
                 age::DecryptError::NoMatchingKeys => format!(
                     "none of the age identities given ({}) opens it{}",

@@ -71,7 +71,11 @@ impl KeychainStore {
             KeychainStore::SecretService => cfg!(all(
                 feature = "keyring-secret-service",
                 unix,
-                not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+                not(any(
+                    target_os = "macos",
+                    target_os = "ios",
+                    target_os = "android"
+                ))
             )),
             KeychainStore::AppleKeychain => {
                 cfg!(all(feature = "keyring-apple", target_os = "macos"))
@@ -108,7 +112,11 @@ impl KeychainStore {
     /// Connects to the store.
     fn open(self) -> std::result::Result<Arc<keyring_core::CredentialStore>, String> {
         let unreachable = |e: keyring_core::Error| {
-            format!("the {} credential store cannot be reached: {}", self.name(), describe(e))
+            format!(
+                "the {} credential store cannot be reached: {}",
+                self.name(),
+                describe(e)
+            )
         };
         match self {
             #[cfg(all(feature = "keyring-keyutils", target_os = "linux"))]
@@ -198,7 +206,9 @@ pub struct KeychainProvider {
 impl fmt::Debug for KeychainProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.entry {
-            Some((store, service, user)) => write!(f, "KeychainProvider({store}: {service}/{user})"),
+            Some((store, service, user)) => {
+                write!(f, "KeychainProvider({store}: {service}/{user})")
+            }
             None => f.write_str("KeychainProvider(unlocker)"),
         }
     }
@@ -256,10 +266,14 @@ impl KeyProvider for KeychainProvider {
         let Some((store, service, user)) = &self.entry else {
             return Err("this keychain provider only unlocks: name an entry to make a slot".into());
         };
-        if [service, user].iter().any(|n| n.is_empty() || n.len() > NAME_MAX) {
+        if [service, user]
+            .iter()
+            .any(|n| n.is_empty() || n.len() > NAME_MAX)
+        {
             return Err("a keychain entry's service and user are 1 to 1024 bytes".into());
         }
-        let named = |e: keyring_core::Error| format!("{store} entry {service}/{user}: {}", describe(e));
+        let named =
+            |e: keyring_core::Error| format!("{store} entry {service}/{user}: {}", describe(e));
         let s = store.open()?;
         let entry = keyring_core::Entry::new_in_store(&s, service, user).map_err(named)?;
         match entry.get_secret() {
@@ -296,10 +310,9 @@ impl KeyProvider for KeychainProvider {
         let entry = keyring_core::Entry::new_in_store(&s, &service, &user).map_err(named)?;
         let kek = Zeroizing::new(entry.get_secret().map_err(named)?);
         if kek.len() != 32 {
-            return Err(format!(
-                "the {store} entry {service}/{user} does not hold a 32-byte key"
-            )
-            .into());
+            return Err(
+                format!("the {store} entry {service}/{user} does not hold a 32-byte key").into(),
+            );
         }
         Ok(kek)
     }
@@ -349,8 +362,9 @@ fn decode(blob: &[u8]) -> std::result::Result<(KeychainStore, String, String), S
     let user = names.pop().ok_or_else(bad)?;
     let service = names.pop().ok_or_else(bad)?;
     let store_name = names.pop().ok_or_else(bad)?;
-    let store = KeychainStore::from_name(&store_name)
-        .ok_or_else(|| format!("the keychain slot names an unknown credential store {store_name:?}"))?;
+    let store = KeychainStore::from_name(&store_name).ok_or_else(|| {
+        format!("the keychain slot names an unknown credential store {store_name:?}")
+    })?;
     Ok((store, service, user))
 }
 
@@ -385,7 +399,11 @@ mod tests {
             b.extend_from_slice(&[1, 0, b's', 1, 0, b'u']);
             b
         };
-        assert!(decode(&unknown).unwrap_err().contains("unknown credential store"));
+        assert!(
+            decode(&unknown)
+                .unwrap_err()
+                .contains("unknown credential store")
+        );
     }
 
     #[test]

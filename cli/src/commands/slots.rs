@@ -34,9 +34,15 @@ fn new_passphrase(file: Option<&std::path::Path>, what: &str) -> CliResult<Crede
 
 /// `slot add`.
 pub fn add(g: &Global, vault: &Vault, a: &SlotAddArgs) -> CliResult<()> {
-    let (credential, note) = match (&a.new_key_file, unlock::new_provider(&a.provider, &a.label)?) {
+    let (credential, note) = match (
+        &a.new_key_file,
+        unlock::new_provider(&a.provider, &a.label)?,
+    ) {
         (_, Some(c)) => c,
-        (Some(p), None) => (unlock::key_file(p, g.allow_insecure_key_file)?, String::new()),
+        (Some(p), None) => (
+            unlock::key_file(p, g.allow_insecure_key_file)?,
+            String::new(),
+        ),
         (None, None) => (
             new_passphrase(
                 a.new_passphrase_file.as_deref(),
