@@ -6,8 +6,9 @@
 //! - Secrets are **encrypted and versioned**; names, tags and dates are encrypted too
 //!   (XChaCha20-Poly1305 under subkeys of a random 256-bit master key).
 //! - The master key is wrapped in **key slots**: a passphrase (Argon2id), an external 256-bit key
-//!   (key file, environment variable), or a [`KeyProvider`] the app implements. Each slot has a
-//!   [`Role`].
+//!   (key file, environment variable), or a [`KeyProvider`]: the app's own, or a ready one in
+//!   `providers` (age recipients with feature `age`, the OS keychain with feature `keyring`).
+//!   Each slot has a [`Role`].
 //! - **Soft-delete** with a retention period, **recover**, **purge**, and **purge protection**
 //!   that once on cannot be turned off.
 //! - **Append-only, tamper-evident audit records** of every operation, MAC-chained, committed in
@@ -43,6 +44,8 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;
+#[cfg(any(feature = "age", feature = "keyring-core"))]
+pub mod providers;
 mod secret;
 mod slot;
 mod storage;

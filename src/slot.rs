@@ -382,6 +382,7 @@ pub(crate) fn kek_for(cred: &Credential, desc: &SlotDesc) -> Result<Option<Key>>
             if p.id() == provider =>
         {
             let kek = p.unwrap(blob).map_err(|e| Error::Provider(e.to_string()))?;
+            // A provider that hands back something other than a key: as if it were another's.
             if kek.len() != 32 {
                 return Ok(None);
             }
@@ -419,9 +420,9 @@ pub(crate) fn new_slot(
         Credential::Key(k) => (SlotKindStored::Key, key_kek(k.expose_secret(), &salt)),
         Credential::Provider(p) => {
             let kek = crypto::random_key()?;
-            let blob = p
-                .wrap(kek.as_ref())
-                .map_err(|e| Error::Provider(e.to_string()))?;
+            let blob = p.wrap(kek.as_ref()).map_err(|e| {
+                Error::Provider(format!("new key slot {:?} ({}): {e}", spec.label, p.id()))
+            })?;
             (
                 SlotKindStored::Provider {
                     provider: p.id().to_string(),

@@ -198,6 +198,20 @@ pub struct Global {
     )]
     pub passphrase_file: Option<PathBuf>,
 
+    /// Unlock with the age identities in this file (repeatable)
+    ///
+    /// An age identity file (`age-keygen`'s, or a plugin's such as `age-plugin-yubikey
+    /// --identity`; any number of identities) or an SSH private key, for key slots made with
+    /// `--age`. Plugin identities need their plugin on PATH.
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_AGE_IDENTITY",
+        value_name = "PATH",
+        help_heading = "Vault"
+    )]
+    pub age_identity: Vec<PathBuf>,
+
     /// Accept a key file that its group or other users can read
     ///
     /// Without it such a key file is refused: anyone who reads it opens the vault.
@@ -391,6 +405,28 @@ pub struct InitArgs {
     /// Keep at most N versions of each secret
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_versions: Option<u32>,
+    #[command(flatten)]
+    pub provider: NewProviderArgs,
+}
+
+/// A new key slot kept outside the vault: wrapped to age recipients, or in the OS keychain.
+#[derive(Debug, Args)]
+pub struct NewProviderArgs {
+    /// The slot opens with an age identity: its key is wrapped to this recipient (repeatable;
+    /// any one of them opens it)
+    ///
+    /// An X25519 recipient (`age1…`), an SSH public key (`ssh-ed25519 AAAA…`, `ssh-rsa AAAA…`)
+    /// or an age plugin's recipient (`age1yubikey1…`: the plugin must be on PATH).
+    #[arg(long = "age", value_name = "RECIPIENT", conflicts_with = "keychain")]
+    pub age: Vec<String>,
+    /// The slot opens with a key kept in the OS keychain (Secret Service or kernel keyring on
+    /// Linux, the macOS keychain, the Windows credential manager)
+    #[arg(long)]
+    pub keychain: bool,
+    /// The credential store of --keychain: keyutils, secret-service, apple-keychain or windows
+    /// [default: the platform's; on Linux the Secret Service when it answers, else keyutils]
+    #[arg(long, value_name = "STORE", requires = "keychain")]
+    pub keychain_store: Option<String>,
 }
 
 /// Properties shared by `set` and `update`.
@@ -609,7 +645,7 @@ pub struct SlotAddArgs {
         long = "key-file",
         id = "new_key_file",
         value_name = "NEWKEY",
-        conflicts_with = "new_passphrase_file"
+        conflicts_with_all = ["new_passphrase_file", "age", "keychain"]
     )]
     pub new_key_file: Option<PathBuf>,
     /// Unlock the vault with this key file (after `add`, --key-file names the new key)
@@ -617,7 +653,7 @@ pub struct SlotAddArgs {
     #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
     pub unlock_key_file: Option<PathBuf>,
     /// The new slot opens with the passphrase in this file (else a prompt asks for one)
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain"])]
     pub new_passphrase_file: Option<PathBuf>,
     /// Label of the slot (named in audit records as the actor)
     #[arg(long)]
@@ -625,6 +661,8 @@ pub struct SlotAddArgs {
     /// What the slot's holder may do
     #[arg(long, value_enum)]
     pub role: RoleArg,
+    #[command(flatten)]
+    pub provider: NewProviderArgs,
 }
 
 /// The roles, as typed.

@@ -2,11 +2,13 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use tresor::providers::{AgeProvider, KeychainProvider, KeychainStore};
 use tresor::{AuditLevel, Credential, Error, FileWitness, Options, Vault};
 use zeroize::Zeroizing;
 
-use crate::args::{AuditReads, Global};
+use crate::args::{AuditReads, Global, NewProviderArgs};
 use crate::error::{CliError, CliResult, describe, io_error, quote};
 use crate::files;
 use crate::output::escape;
@@ -32,6 +34,8 @@ pub enum Kind {
     Key,
     /// A passphrase.
     Passphrase,
+    /// A key provider: age identities, the OS keychain.
+    Provider,
 }
 
 /// Reads a key file, with messages that name the file. A key file that its group or other
@@ -124,6 +128,9 @@ pub fn credential(g: &Global, path: &Path, creating: bool) -> CliResult<(Credent
     if let Some(p) = &g.passphrase_file {
         return Ok((passphrase_file(p)?, Kind::Passphrase));
     }
+    if let Some(c) = age_identities(g)? {
+        return Ok((c, Kind::Provider));
+    }
     if let Some(v) = std::env::var_os(PASSPHRASE_ENV) {
         let v = Zeroizing::new(
             v.into_string()
@@ -146,9 +153,108 @@ pub fn credential(g: &Global, path: &Path, creating: bool) -> CliResult<(Credent
         return Ok((prompt_passphrase(&prompt, creating)?, Kind::Passphrase));
     }
     Err(CliError::new(format!(
-        "no key or passphrase: pass --key-file or --passphrase-file (or set TRESOR_KEY_FILE \
-         or {PASSPHRASE_ENV}), or run in a terminal to be asked"
+        "no key or passphrase: pass --key-file, --passphrase-file or --age-identity (or set \
+         TRESOR_KEY_FILE, {PASSPHRASE_ENV} or TRESOR_AGE_IDENTITY), or run in a terminal to be \
+         asked"
     )))
+}
+
+/// How age plugins and encrypted SSH keys talk to the person at the terminal: messages ("touch
+/// your YubiKey") on standard error, PINs and passphrases asked without echo.
+#[derive(Clone, Copy)]
+struct AgeUi;
+
+impl age::Callbacks for AgeUi {
+    fn display_message(&self, message: &str) {
+        eprintln!("{}", escape(message));
+    }
+
+    fn confirm(&self, _message: &str, _yes: &str, _no: Option<&str>) -> Option<bool> {
+        None
+    }
+
+    fn request_public_string(&self, _description: &str) -> Option<String> {
+        None
+    }
+
+    fn request_passphrase(&self, description: &str) -> Option<age::secrecy::SecretString> {
+        if !can_prompt() {
+            return None;
+        }
+        let answer = crate::prompt::hidden(&format!("{}: ", escape(description))).ok()?;
+        Some(age::secrecy::SecretString::from(answer.to_string()))
+    }
+}
+
+/// The age identities of `--age-identity` (or `TRESOR_AGE_IDENTITY`) as a credential.
+pub fn age_identities(g: &Global) -> CliResult<Option<Credential>> {
+    if g.age_identity.is_empty() {
+        return Ok(None);
+    }
+    let mut provider = AgeProvider::new(std::iter::empty::<&str>(), Vec::new())?.callbacks(AgeUi);
+    for p in &g.age_identity {
+        provider = provider.identity_file(p)?;
+    }
+    Ok(Some(Credential::provider(Arc::new(provider))))
+}
+
+/// The credential that opens the vault's keychain slots: the entries their slots name.
+pub fn keychain_unlocker() -> Credential {
+    Credential::provider(Arc::new(KeychainProvider::unlocker()))
+}
+
+/// Whether a credential was named (a flag or an environment variable): then the keychain is
+/// not tried.
+fn credential_given(g: &Global) -> bool {
+    g.key_file.is_some()
+        || g.passphrase_file.is_some()
+        || !g.age_identity.is_empty()
+        || std::env::var_os(PASSPHRASE_ENV).is_some()
+}
+
+/// The credential of a new key slot kept outside the vault (`--age`, `--keychain`), labelled
+/// `label`, with what the command's output line says of it; `None` when neither was asked for.
+pub fn new_provider(p: &NewProviderArgs, label: &str) -> CliResult<Option<(Credential, String)>> {
+    if !p.age.is_empty() {
+        let provider = AgeProvider::for_recipients(&p.age)?.callbacks(AgeUi);
+        let note = match p.age.len() {
+            1 => "; wrapped to 1 age recipient".to_string(),
+            n => format!("; wrapped to {n} age recipients"),
+        };
+        return Ok(Some((Credential::provider(Arc::new(provider)), note)));
+    }
+    if !p.keychain {
+        return Ok(None);
+    }
+    let built: Vec<&str> = KeychainStore::built_in().iter().map(|s| s.name()).collect();
+    let store = match &p.keychain_store {
+        Some(name) => KeychainStore::from_name(name)
+            .filter(|s| s.is_built_in())
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "unknown credential store {}: this build has {}",
+                    quote(name),
+                    built.join(", ")
+                ))
+            })?,
+        None => KeychainStore::platform_default()
+            .ok_or_else(|| CliError::new("this build of tresor reaches no OS credential store"))?,
+    };
+    if store == KeychainStore::Keyutils && p.keychain_store.is_none() {
+        eprintln!(
+            "note: no Secret Service answers: the key goes to the kernel keyring, which forgets \
+             it at reboot (and after some days unused); keep another slot"
+        );
+    }
+    let provider = KeychainProvider::new_entry(store, label)?;
+    let note = match provider.entry() {
+        Some((store, service, user)) => format!(
+            "; key in the {store} credential store, entry {}",
+            escape(&format!("{service}/{user}"))
+        ),
+        None => String::new(),
+    };
+    Ok(Some((Credential::provider(Arc::new(provider)), note)))
 }
 
 /// The open options from the global flags.
@@ -247,9 +353,48 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
         }
         Ok(_) => {}
     }
-    let (credential, kind) = credential(g, &path, false)?;
-    let vault = Vault::open(&path, &credential, adjust(open_options(g, &path)?))
-        .map_err(|e| open_error(&path, e))?;
+    let options = adjust(open_options(g, &path)?);
+    // No credential named: the OS keychain opens the vault if one of its slots keeps its key
+    // there. A vault without keychain slots answers WrongKey at once, without any store asked.
+    let mut keychain_failed = None;
+    if !credential_given(g) {
+        match Vault::open(&path, &keychain_unlocker(), options.clone()) {
+            Ok(vault) => {
+                note_unfinished(&vault, &shown);
+                return Ok(Opened {
+                    vault,
+                    kind: Kind::Provider,
+                });
+            }
+            Err(Error::WrongKey) => {}
+            Err(Error::Provider(why)) => keychain_failed = Some(why),
+            Err(e) => return Err(open_error(&path, e)),
+        }
+    }
+    let (credential, kind) = match credential(g, &path, false) {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(match keychain_failed {
+                Some(why) => CliError::new(format!(
+                    "the OS keychain did not open {shown}: {why}; and {e}"
+                )),
+                None => e,
+            });
+        }
+    };
+    if let Some(why) = keychain_failed {
+        eprintln!(
+            "note: the OS keychain did not open {shown}: {}",
+            escape(&why)
+        );
+    }
+    let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
+    note_unfinished(&vault, &shown);
+    Ok(Opened { vault, kind })
+}
+
+/// A note on stderr when a compaction or a rotation of the vault was cut short.
+fn note_unfinished(vault: &Vault, shown: &str) {
     if let Ok(Some(m)) = vault.unfinished_maintenance() {
         let what = match m {
             tresor::Maintenance::Rotation => "a master-key rotation (`rotate-key`)",
@@ -260,7 +405,6 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
              `tresor compact` releases it"
         );
     }
-    Ok(Opened { vault, kind })
 }
 
 /// Messages for a failed open, naming the file.
@@ -268,7 +412,7 @@ fn open_error(path: &Path, e: Error) -> CliError {
     let shown = quote(&path.display().to_string());
     match e {
         Error::WrongKey => CliError::new(format!(
-            "wrong key: the key or passphrase given does not open the vault {shown}"
+            "wrong key: the key, passphrase or age identity given does not open the vault {shown}"
         )),
         Error::Corrupted(why) => CliError::new(format!(
             "{shown} is not a tresor vault, or it is damaged: {why}"

@@ -19,6 +19,7 @@ const TRESOR_VARS: &[&str] = &[
     "TRESOR_AUDIT_READS",
     "TRESOR_CHECKPOINT",
     "TRESOR_KDF",
+    "TRESOR_AGE_IDENTITY",
 ];
 
 /// What a finished command printed.
@@ -2314,4 +2315,382 @@ fn slot_remove_and_passwd_offer_a_rotation() {
     assert!(text.contains("rotated the master key"), "{text}");
     assert!(text.contains("compacted"), "{text}");
     assert!(env.ok(&["check"]).contains("ok"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key slots outside the vault: age recipients and the OS keychain
+
+/// A new X25519 age identity in the test's directory; returns its file and recipient.
+fn age_identity(env: &Env, name: &str) -> (PathBuf, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let path = env.path(name);
+    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (path, id.to_public().to_string())
+}
+
+/// Runs with the vault given, no key file, and these variables.
+fn without_key(env: &Env, args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Out {
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .args(args)
+        .write_stdin("");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    finish(&mut cmd)
+}
+
+#[test]
+fn age_slots_unlock_with_an_identity_file() {
+    let env = Env::new();
+    env.set("db", "v");
+    let (id, recipient) = age_identity(&env, "age.txt");
+    let (other, other_recipient) = age_identity(&env, "other.txt");
+    let out = env.ok(&[
+        "slot",
+        "add",
+        "--age",
+        &recipient,
+        "--age",
+        &other_recipient,
+        "--label",
+        "laptop",
+        "--role",
+        "reader",
+    ]);
+    assert!(out.contains("added key slot 2"), "{out}");
+    assert!(out.contains("wrapped to 2 age recipients"), "{out}");
+    assert!(env.ok(&["slot", "list"]).contains("provider (age)"));
+    let slots = env.raw(&["slot", "list", "--json"], b"").json();
+    assert_eq!(slots[1]["kind"], "provider");
+    assert_eq!(slots[1]["provider"], "age");
+
+    // TRESOR_AGE_IDENTITY, or --age-identity: either recipient's identity opens slot 2.
+    let by_env = without_key(
+        &env,
+        &["get", "db"],
+        &[("TRESOR_AGE_IDENTITY", id.as_os_str())],
+    );
+    assert_eq!(by_env.code, 0, "{}", by_env.stderr);
+    assert_eq!(by_env.stdout, b"v");
+    let by_flag = without_key(
+        &env,
+        &["--age-identity", other.to_str().unwrap(), "slot", "list"],
+        &[],
+    );
+    let line = error_line(&by_flag, &[]);
+    assert!(
+        line.contains("forbidden"),
+        "a reader may not list slots: {line}"
+    );
+    let got = without_key(
+        &env,
+        &["--age-identity", other.to_str().unwrap(), "get", "db"],
+        &[],
+    );
+    assert_eq!(got.stdout, b"v", "{}", got.stderr);
+
+    // An identity of no slot: the error names the slot and the cause, on one line.
+    let (stranger, _) = age_identity(&env, "stranger.txt");
+    let out = without_key(
+        &env,
+        &["get", "db"],
+        &[("TRESOR_AGE_IDENTITY", stranger.as_os_str())],
+    );
+    let line = error_line(&out, &[]);
+    assert!(line.contains("key slot 2 (\"laptop\")"), "{line}");
+    assert!(line.contains("none of the age identities"), "{line}");
+    // A missing identity file.
+    let out = without_key(&env, &["--age-identity", "nope.txt", "get", "db"], &[]);
+    assert!(error_line(&out, &[]).contains("nope.txt"));
+
+    // --age goes with neither a new key file nor a new passphrase file; a bad recipient is an
+    // error that changes nothing.
+    env.usage(&[
+        "slot",
+        "add",
+        "--age",
+        &recipient,
+        "--key-file",
+        "k",
+        "--label",
+        "x",
+        "--role",
+        "owner",
+    ]);
+    env.usage(&[
+        "slot",
+        "add",
+        "--age",
+        &recipient,
+        "--keychain",
+        "--label",
+        "x",
+        "--role",
+        "owner",
+    ]);
+    let line = env.fails(&[
+        "slot", "add", "--age", "age1nope", "--label", "x", "--role", "owner",
+    ]);
+    assert!(line.contains("not an age recipient"), "{line}");
+    assert_eq!(
+        env.raw(&["slot", "list", "--json"], b"")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn age_slot_with_an_ssh_key() {
+    let env = Env::new();
+    env.set("db", "v");
+    let key = env.path("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !made {
+        println!("skipped: ssh-keygen is not installed (tests/age.rs covers SSH keys)");
+        return;
+    }
+    let public = std::fs::read_to_string(env.path("id_ed25519.pub")).unwrap();
+    let out = env.ok(&[
+        "slot",
+        "add",
+        "--age",
+        public.trim(),
+        "--label",
+        "ssh",
+        "--role",
+        "owner",
+    ]);
+    assert!(out.contains("added key slot 2"), "{out}");
+    let got = without_key(
+        &env,
+        &["get", "db"],
+        &[("TRESOR_AGE_IDENTITY", key.as_os_str())],
+    );
+    assert_eq!(got.stdout, b"v", "{}", got.stderr);
+}
+
+#[test]
+fn init_with_age_and_rotation_of_age_slots() {
+    let env = Env::bare();
+    let (id, recipient) = age_identity(&env, "age.txt");
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .args(["init", "--age", &recipient, "--label", "me"])
+        .write_stdin("");
+    let out = finish(&mut cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.text().contains("wrapped to 1 age recipient"),
+        "{}",
+        out.text()
+    );
+    let with_id =
+        |args: &[&str]| without_key(&env, args, &[("TRESOR_AGE_IDENTITY", id.as_os_str())]);
+    let out = with_id(&["slot", "list", "--json"]);
+    let slots = out.json();
+    assert_eq!(slots[0]["provider"], "age");
+    assert_eq!(slots[0]["role"], "owner");
+    assert_eq!(slots[0]["label"], "me");
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .env("TRESOR_AGE_IDENTITY", &id)
+        .args(["set", "db", "v"])
+        .write_stdin("");
+    assert_eq!(finish(&mut cmd).code, 0);
+    // A key slot added: rotating from it needs the age slot's identity too.
+    let mut cmd = env.program();
+    cmd.env("TRESOR_VAULT", &env.vault)
+        .env("TRESOR_AGE_IDENTITY", &id)
+        .args([
+            "slot",
+            "add",
+            "--key-file",
+            env.key.to_str().unwrap(),
+            "--label",
+            "k",
+            "--role",
+            "owner",
+        ])
+        .write_stdin("");
+    assert_eq!(finish(&mut cmd).code, 0);
+    let line = env.fails(&["rotate-key"]);
+    assert!(line.contains("key slot 1"), "{line}");
+    let out = raw_with(
+        &env,
+        &["--age-identity", id.to_str().unwrap(), "rotate-key"],
+        b"",
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(with_id(&["get", "db"]).stdout, b"v");
+}
+
+/// Whether the kernel keyring takes an entry here; prints why not.
+fn kernel_keyring_works() -> bool {
+    use tresor::KeyProvider;
+    use tresor::providers::{KeychainProvider, KeychainStore};
+    let p = KeychainProvider::new_entry(KeychainStore::Keyutils, "cli-test-probe").unwrap();
+    let ok = p.wrap(&[1u8; 32]);
+    let _ = p.delete();
+    match ok {
+        Ok(_) => true,
+        Err(e) => {
+            println!("skipped: the kernel keyring refuses entries here: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn keychain_slot_unlocks_without_any_flag() {
+    if !kernel_keyring_works() {
+        return;
+    }
+    let env = Env::new();
+    env.set("db", "v");
+    let out = env.ok(&[
+        "slot",
+        "add",
+        "--keychain",
+        "--keychain-store",
+        "keyutils",
+        "--label",
+        "ws",
+        "--role",
+        "writer",
+    ]);
+    assert!(out.contains("added key slot 2"), "{out}");
+    let entry = out
+        .split("entry ")
+        .nth(1)
+        .expect("the entry is named")
+        .trim_end()
+        .trim_end_matches(')')
+        .to_string();
+    let user = entry
+        .strip_prefix("tresor/")
+        .expect("service tresor")
+        .to_string();
+    assert!(user.starts_with("ws/"), "{user}");
+    assert!(env.ok(&["slot", "list"]).contains("provider (keyring)"));
+
+    // No key file, no passphrase, no terminal: the keychain opens it, quietly.
+    let got = without_key(&env, &["get", "db"], &[]);
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_eq!(got.stdout, b"v");
+    assert_eq!(got.stderr, "");
+    let set = without_key(&env, &["set", "db", "w"], &[]);
+    assert_eq!(set.code, 0, "a writer writes: {}", set.stderr);
+    // A credential given wins over the keychain.
+    let list = without_key(
+        &env,
+        &["--key-file", env.key.to_str().unwrap(), "slot", "list"],
+        &[],
+    );
+    assert_eq!(list.code, 0, "{}", list.stderr);
+
+    // The entry deleted: one error line naming the slot, the store and the missing entry.
+    tresor::providers::KeychainProvider::new(
+        tresor::providers::KeychainStore::Keyutils,
+        "tresor",
+        user,
+    )
+    .delete()
+    .unwrap();
+    let line = error_line(&without_key(&env, &["get", "db"], &[]), &[]);
+    assert!(line.contains("the OS keychain did not open"), "{line}");
+    assert!(line.contains("key slot 2 (\"ws\")"), "{line}");
+    assert!(
+        line.contains("keyutils credential store has no entry"),
+        "{line}"
+    );
+    assert!(line.contains("no key or passphrase"), "{line}");
+    // The key file still opens it.
+    assert_eq!(env.get("db"), b"w");
+}
+
+#[test]
+fn keychain_is_not_asked_when_the_vault_has_no_keychain_slot() {
+    let env = Env::new();
+    // An unreachable session bus: a keychain lookup would fail loudly; none happens.
+    let out = without_key(
+        &env,
+        &["get", "db"],
+        &[(
+            "DBUS_SESSION_BUS_ADDRESS",
+            std::ffi::OsStr::new("unix:path=/nonexistent/bus"),
+        )],
+    );
+    let line = error_line(&out, &[]);
+    assert!(line.starts_with("error: no key or passphrase"), "{line}");
+}
+
+#[test]
+fn keychain_slot_in_a_secret_service() {
+    let missing: Vec<&str> = ["dbus-run-session", "gnome-keyring-daemon"]
+        .into_iter()
+        .filter(|tool| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "skipped: {} not installed (no Secret Service to test)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let env = Env::new();
+    env.set("db", "v");
+    // One private D-Bus session with an unlocked gnome-keyring: `slot add --keychain` picks the
+    // Secret Service (it answers), then `get` with no credential at all finds the entry.
+    let script = r#"
+        printf tresor-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        TRESOR_KEY_FILE="$KEY" "$TRESOR" slot add --keychain --label ws --role reader
+        "$TRESOR" get db; echo
+        TRESOR_KEY_FILE="$KEY" "$TRESOR" slot list
+    "#;
+    let out = std::process::Command::new("dbus-run-session")
+        .args(["--", "sh", "-ec", script])
+        .current_dir(env.dir.path())
+        .env_remove("TRESOR_KEY_FILE")
+        .env_remove("TRESOR_PASSPHRASE")
+        .env("TRESOR", env!("CARGO_BIN_EXE_tresor"))
+        .env("TRESOR_VAULT", &env.vault)
+        .env("KEY", &env.key)
+        .env("HOME", env.dir.path())
+        .env("XDG_DATA_HOME", env.path("data"))
+        .env("XDG_RUNTIME_DIR", env.dir.path())
+        .env("XDG_STATE_HOME", env.path("state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("added key slot 2 ('ws', reader role; key in the secret-service credential store, entry tresor/ws/"),
+        "{stdout}"
+    );
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("added key slot"));
+    lines.next();
+    assert_eq!(lines.next(), Some("v"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("provider (keyring)"), "{stdout}");
+    assert!(!stderr.contains("note:"), "{stderr}");
 }

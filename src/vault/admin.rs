@@ -681,7 +681,13 @@ fn rotate(
                 .map(|(_, k)| k.clone());
             if kek.is_none() {
                 for c in credentials {
-                    if let Some(k) = slot::kek_for(c, &rec.desc)?
+                    // A provider that cannot open this slot may be another slot's: the slot
+                    // is reported missing if no credential opens it.
+                    let k = match slot::kek_for(c, &rec.desc) {
+                        Err(Error::Provider(_)) => None,
+                        other => other?,
+                    };
+                    if let Some(k) = k
                         && let Unwrapped::Key(mk) = slot::unwrap(&rec, &vid, id, &k)
                         && crypto::mac_eq(mk.as_ref(), old.mk.as_ref())
                     {

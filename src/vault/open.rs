@@ -373,6 +373,7 @@ pub(super) fn unseal(
         }
     }
     let mut damaged = false;
+    let mut failed: Vec<String> = Vec::new();
     if unlocked.is_none() {
         // Slots are tried cheapest first, and one unlock derives at most MAX_KDF_TRIES
         // passphrase keys whose Argon2id cost adds up to at most MAX_KDF_WORK: slots planted in
@@ -402,6 +403,13 @@ pub(super) fn unseal(
                     damaged = true;
                     continue;
                 }
+                // A provider that cannot open this slot (its identity, plugin, keychain or
+                // entry is missing) does not keep the others from opening; the causes are
+                // reported when none does.
+                Err(Error::Provider(why)) => {
+                    failed.push(format!("key slot {id} ({:?}): {why}", rec.desc.label));
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             match slot::unwrap(&rec, &vault_id, id, &kek) {
@@ -417,6 +425,8 @@ pub(super) fn unseal(
     let Some((slot_id, rec, mk, kek)) = unlocked else {
         return Err(if damaged {
             Error::corrupted("a key slot that matches the credential is damaged or altered")
+        } else if !failed.is_empty() {
+            Error::Provider(failed.join("; "))
         } else {
             Error::WrongKey
         });

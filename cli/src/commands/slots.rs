@@ -34,22 +34,33 @@ fn new_passphrase(file: Option<&std::path::Path>, what: &str) -> CliResult<Crede
 
 /// `slot add`.
 pub fn add(g: &Global, vault: &Vault, a: &SlotAddArgs) -> CliResult<()> {
-    let credential = match &a.new_key_file {
-        Some(p) => unlock::key_file(p, g.allow_insecure_key_file)?,
-        None => new_passphrase(
-            a.new_passphrase_file.as_deref(),
-            &format!("slot {}", quote(&a.label)),
-        )?,
+    let (credential, note) = match (
+        &a.new_key_file,
+        unlock::new_provider(&a.provider, &a.label)?,
+    ) {
+        (_, Some(c)) => c,
+        (Some(p), None) => (
+            unlock::key_file(p, g.allow_insecure_key_file)?,
+            String::new(),
+        ),
+        (None, None) => (
+            new_passphrase(
+                a.new_passphrase_file.as_deref(),
+                &format!("slot {}", quote(&a.label)),
+            )?,
+            String::new(),
+        ),
     };
     let spec = SlotSpec::new(credential, a.label.clone())
         .role(a.role.into())
         .kdf(g.kdf);
     let info = vault.add_slot(&spec)?;
     output::print_text(&format!(
-        "added key slot {} ({}, {} role)\n",
+        "added key slot {} ({}, {} role{})\n",
         info.id,
         quote(&info.label),
-        info.role
+        info.role,
+        note
     ))
 }
 

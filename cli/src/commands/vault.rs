@@ -58,7 +58,10 @@ pub fn init(g: &Global, a: &InitArgs) -> CliResult<()> {
             "{shown} already exists (init never overwrites a file)"
         )));
     }
-    let (credential, _) = unlock::credential(g, &path, true)?;
+    let (credential, note) = match unlock::new_provider(&a.provider, &a.label)? {
+        Some(c) => c,
+        None => (unlock::credential(g, &path, true)?.0, String::new()),
+    };
     if g.vault.is_none() {
         create_private_dir(Path::new(unlock::PROFILE_DIR))?;
     }
@@ -88,9 +91,10 @@ pub fn init(g: &Global, a: &InitArgs) -> CliResult<()> {
         return Err(e);
     }
     output::print_text(&format!(
-        "created vault {shown} (retention {} days, purge protection {})\n",
+        "created vault {shown} (retention {} days, purge protection {}{})\n",
         a.retention_days,
-        if a.purge_protection { "on" } else { "off" }
+        if a.purge_protection { "on" } else { "off" },
+        note
     ))
 }
 
@@ -166,6 +170,11 @@ pub fn rotate_and_compact(g: &Global, vault: &Vault, others: &OtherCredentials) 
     for p in &others.also_passphrase_file {
         credentials.push(unlock::passphrase_file(p)?);
     }
+    // Slots kept outside the vault: the age identities given, and the keychain's entries.
+    if let Some(c) = unlock::age_identities(g)? {
+        credentials.push(c);
+    }
+    credentials.push(unlock::keychain_unlocker());
     let bar = ProgressBar::new(0).with_message("re-encrypting");
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records") {
         bar.set_style(style.progress_chars("=> "));
