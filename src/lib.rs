@@ -44,6 +44,7 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;
+mod memlock;
 #[cfg(any(feature = "age", feature = "keyring-core"))]
 pub mod providers;
 mod secret;

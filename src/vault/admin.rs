@@ -23,6 +23,7 @@ use crate::encoding::{
     self, AuditEntry, AuditHead, SecretRecord, SlotRecord, TableId, VersionRecord, seq_key, tag,
 };
 use crate::error::{Error, Result};
+use crate::memlock::KeyBox;
 use crate::slot::{self, Credential, KdfParams, SlotInfo, SlotSpec, Unwrapped};
 use crate::storage::{
     self, AUDIT, AUDIT_HEAD_KEY, DELETED, Keys, META, NameHash, RETIRED, SECRETS, SLOTS,
@@ -884,7 +885,7 @@ fn rotate(
     match committed {
         Ok(h) => {
             *head_guard = h;
-            store.keys = new;
+            store.keys = KeyBox::new(new);
             inner.store_witness(&h)
         }
         Err(e) => {

@@ -107,6 +107,25 @@ impl Vault {
         lock(&self.inner.unlocked).as_ref().map(|(id, _)| *id)
     }
 
+    /// Whether the vault's keys (its master key and the subkeys derived from it) are locked in
+    /// RAM, so that they are never written to swap. Always `false` without the feature `mlock`;
+    /// with it, `true` unless the OS refused (the process's `RLIMIT_MEMLOCK` used up, or no
+    /// `mlock` on the platform), in which case the vault works the same with its keys in
+    /// ordinary memory. The keys are wiped when the vault closes either way.
+    ///
+    /// ```
+    /// use tresor::{Credential, Options, Vault};
+    ///
+    /// let vault = Vault::create_in_memory(&Credential::generate_key()?, Options::new())?;
+    /// if !vault.keys_locked() {
+    ///     eprintln!("note: the vault's keys could be written to swap");
+    /// }
+    /// # Ok::<(), tresor::Error>(())
+    /// ```
+    pub fn keys_locked(&self) -> bool {
+        self.inner.store().keys.locked()
+    }
+
     /// A handle on the same open vault acting as another identity: `actor` is recorded in
     /// audit records, `role` limits what it may do. The role must be one this handle's role
     /// includes (an owner may hand out any role, a writer only writer or reader).

@@ -17,6 +17,7 @@ use crate::digest::{self, Digests};
 use crate::encoding::{self, AuditHead, Header, Settings, SlotRecord, tag};
 use crate::error::{Error, Result};
 use crate::limits::MAX_VALUE_LIMIT;
+use crate::memlock::KeyBox;
 use crate::slot::{self, Credential, KdfParams, SlotSpec, Unwrapped};
 use crate::storage::{
     self, AUDIT, AUDIT_HEAD_KEY, DELETED, Keys, META, RETIRED, SECRETS, SLOTS, VERSION_IDS,
@@ -148,7 +149,7 @@ impl Vault {
         Inner {
             store: RwLock::new(Store {
                 db: GuardedDb(Some(db)),
-                keys,
+                keys: KeyBox::new(keys),
             }),
             vault_id,
             clock: options.clock.clone(),

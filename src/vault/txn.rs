@@ -16,6 +16,7 @@ use crate::encoding::{
     self, AuditEntry, AuditEntryRef, AuditHead, PrincipalStored, Settings, TableId, tag,
 };
 use crate::error::{Error, Result};
+use crate::memlock::KeyBox;
 use crate::storage::{self, AUDIT, AUDIT_HEAD_KEY, Keys, META, SLOTS};
 use crate::witness::{Witness, WitnessState};
 
@@ -31,7 +32,7 @@ pub(super) const MAX_PENDING: usize = 4096;
 
 pub(crate) struct Store {
     pub db: GuardedDb,
-    pub keys: Keys,
+    pub keys: KeyBox,
 }
 
 /// The redb database, closed under a panic guard: after redb panicked on a damaged file (a
