@@ -161,6 +161,7 @@ impl Vault {
             purge_hint: Mutex::new(None),
             unlocked: Mutex::new(None),
             witness: options.witness.clone(),
+            subscribers: Default::default(),
         }
     }
 
