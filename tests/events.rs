@@ -267,3 +267,30 @@ fn a_subscriber_on_another_thread_receives_as_writes_commit() {
     let want: Vec<String> = (0..50).map(|i| format!("n{i}")).collect();
     assert_eq!(names, want);
 }
+
+#[test]
+fn the_audit_log_gives_the_same_changes_as_a_subscription() {
+    let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
+    let vault = vault_with(&clock);
+    let head = vault.audit_len().unwrap();
+    let sub = vault.subscribe().unwrap();
+    let v = vault.set("a", "1").unwrap();
+    vault
+        .update_properties(
+            "a",
+            Some(&v.version),
+            &PropertiesUpdate::new().enabled(false),
+        )
+        .unwrap();
+    assert!(vault.recover("missing").is_err());
+    vault.delete("a").unwrap();
+    vault.get("b").unwrap_err();
+    let from_log: Vec<Change> = vault
+        .audit(head, 1000)
+        .unwrap()
+        .iter()
+        .filter_map(Change::from_record)
+        .collect();
+    assert_eq!(from_log, drain(&sub));
+    assert_eq!(from_log.len(), 3);
+}

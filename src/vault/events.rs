@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::access::Operation;
+use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::encoding::AuditEntry;
 use crate::error::{Error, Result};
@@ -96,6 +97,37 @@ pub struct Change {
     pub seq: u64,
     /// The actor that acted (`system` for the vault's own purges and pruning).
     pub actor: String,
+}
+
+impl Change {
+    /// The change an audit record describes, if it records one: a successful set, properties
+    /// update, delete, recovery, purge, restore or pruned version. The audit log is the durable
+    /// feed of the same changes a [`Subscription`] delivers in the process: a reader in another
+    /// process, or one catching up after a restart, derives them from [`Vault::audit`].
+    ///
+    /// ```
+    /// use tresor::{Change, ChangeKind, Credential, Options, Vault};
+    ///
+    /// let vault = Vault::create_in_memory(&Credential::generate_key()?, Options::new())?;
+    /// vault.set("db-password", "hunter2")?;
+    /// let changes: Vec<Change> = vault.audit(0, 100)?.iter().filter_map(Change::from_record).collect();
+    /// assert_eq!(changes.len(), 1);
+    /// assert_eq!(changes[0].kind, ChangeKind::SecretSet);
+    /// # Ok::<(), tresor::Error>(())
+    /// ```
+    pub fn from_record(r: &AuditRecord) -> Option<Change> {
+        if r.error.is_some() {
+            return None;
+        }
+        Some(Change {
+            kind: ChangeKind::of(r.operation)?,
+            name: r.name.clone()?,
+            version: r.version,
+            at: r.time,
+            seq: r.seq,
+            actor: r.actor.clone(),
+        })
+    }
 }
 
 /// What a [`Subscription`] receives.
