@@ -160,7 +160,7 @@ fn watch_raises_each_event_once_across_runs() {
         new[2]["data"]["Id"],
         format!("https://127.0.0.1:8443/secrets/plain/{plain}")
     );
-    assert_eq!(new[0]["data"]["EXP"].as_i64().is_some(), true);
+    assert!(new[0]["data"]["EXP"].as_i64().is_some());
     let near = of_type(&events, "SecretNearExpiry");
     assert_eq!(near.len(), 1);
     assert_eq!(near[0]["data"]["Version"], soon.as_str());
