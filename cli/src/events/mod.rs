@@ -248,11 +248,13 @@ impl Watcher {
 }
 
 /// `serve`'s watcher, on a thread of its own: the vault's changes through a subscription.
+#[cfg(feature = "server")]
 pub struct Running {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
+#[cfg(feature = "server")]
 impl Running {
     /// Starts `watcher` on `vault`'s committed changes (after catching up with those committed
     /// since the last run).
