@@ -29,11 +29,15 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult<()> {
             said_locked = false;
             watcher.catch_up(&v)?;
             watcher.scan_expiry(&v);
-            watcher.tick_backup(&v, a.once);
+            if a.once {
+                // The copy of what changed, whatever the interval, and deliveries under way
+                // finished before exit.
+                watcher.finish(&v);
+                v.close()?;
+                return Ok(());
+            }
+            watcher.tick_backup(&v, false);
             v.close()?;
-        }
-        if a.once {
-            break;
         }
         std::thread::sleep(interval);
         match poller.look()? {
@@ -45,10 +49,4 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult<()> {
             Look::Locked => {}
         }
     }
-    // Deliveries under way finish before exit (the last backup was written above).
-    if let Look::Open(v) = poller.look()? {
-        watcher.finish(&v);
-        v.close()?;
-    }
-    Ok(())
 }
