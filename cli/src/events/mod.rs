@@ -35,7 +35,8 @@ const PAGE: usize = 1000;
 pub struct Watcher {
     vault_ref: VaultRef,
     sinks: Option<Sinks>,
-    state: Option<(State, PathBuf)>,
+    state: State,
+    state_file: PathBuf,
     near: Duration,
     backup: Option<AutoBackup>,
     /// The last audit record looked at.
@@ -79,7 +80,6 @@ impl Watcher {
             s.save(&file)?;
         }
         let last_seq = s.last_seq.unwrap_or(head).min(head);
-        let state = Some((s, file));
         let backup = match &bk.backup_dir {
             Some(dir) => Some(AutoBackup::new(
                 dir.clone(),
@@ -100,7 +100,8 @@ impl Watcher {
             } else {
                 None
             },
-            state,
+            state: s,
+            state_file: file,
             near: ev.near_expiry,
             backup,
             last_seq,
@@ -120,23 +121,23 @@ impl Watcher {
                     self.on_change(vault, &c);
                 }
             }
-            self.advance(last);
+            self.advance(last, true);
             if page.len() < PAGE {
                 return Ok(());
             }
         }
     }
 
-    fn advance(&mut self, seq: u64) {
-        if seq <= self.last_seq {
-            return;
+    /// Notes that the records up to `seq` were looked at; `persist` writes it down (after an
+    /// event went out, so that a restart does not send it again; other changes are written
+    /// down with the next event or page).
+    fn advance(&mut self, seq: u64, persist: bool) {
+        if seq > self.last_seq {
+            self.last_seq = seq;
+            self.state.last_seq = Some(seq);
         }
-        self.last_seq = seq;
-        if let Some((s, file)) = &mut self.state {
-            s.last_seq = Some(seq);
-            if let Err(e) = s.save(file) {
-                eprintln!("tresor events: {e}");
-            }
+        if persist && let Err(e) = self.state.save(&self.state_file) {
+            eprintln!("tresor events: {e}");
         }
     }
 
@@ -149,9 +150,11 @@ impl Watcher {
         if let Some(b) = &mut self.backup {
             b.debounce.changed();
         }
+        let mut sent = false;
         if c.kind == ChangeKind::SecretSet
             && let (Some(sinks), Some(version)) = (&mut self.sinks, &c.version)
         {
+            sent = true;
             let props = vault.properties(&c.name, Some(version)).ok();
             let subject = Subject {
                 name: &c.name,
@@ -166,14 +169,15 @@ impl Watcher {
                 c.at,
             ));
         }
-        self.advance(c.seq);
+        self.advance(c.seq, sent);
     }
 
     /// Raises `SecretNearExpiry` and `SecretExpired` for current versions, once per version.
     pub fn scan_expiry(&mut self, vault: &Vault) {
-        let (Some(sinks), Some((state, file))) = (&mut self.sinks, &mut self.state) else {
+        let Some(sinks) = &mut self.sinks else {
             return;
         };
+        let (state, file) = (&mut self.state, &self.state_file);
         let expiring = match vault.expiring(self.near) {
             Ok(e) => e,
             Err(e) => {
@@ -223,9 +227,11 @@ impl Watcher {
         }
     }
 
-    /// The last backup if one is pending, and deliveries under way.
+    /// The last backup if one is pending, where this run stopped written down, and deliveries
+    /// under way finished.
     pub fn finish(mut self, vault: &Vault) {
         self.tick_backup(vault, true);
+        self.advance(self.last_seq, true);
         if let Some(s) = self.sinks.take() {
             s.finish();
         }

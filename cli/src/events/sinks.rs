@@ -87,23 +87,13 @@ impl Webhook {
         s.write_all(head.as_bytes())?;
         s.write_all(body)?;
         s.flush()?;
+        // The status line is all that is read of an answer.
         let mut line = String::new();
-        BufReader::new(s.take_limited()).read_line(&mut line)?;
+        BufReader::new(std::io::Read::take(s, 8 * 1024)).read_line(&mut line)?;
         line.split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
-    }
-}
-
-trait TakeLimited {
-    fn take_limited(self) -> std::io::Take<TcpStream>;
-}
-
-impl TakeLimited for TcpStream {
-    /// The status line is all that is read of an answer.
-    fn take_limited(self) -> std::io::Take<TcpStream> {
-        std::io::Read::take(self, 8 * 1024)
     }
 }
 
