@@ -196,7 +196,7 @@ fn watch_raises_each_event_once_across_runs() {
 }
 
 #[test]
-fn a_failing_command_is_logged_and_the_watch_goes_on() {
+fn a_failing_command_is_logged_and_gets_none_of_tresors_variables() {
     let env = Env::new();
     let log = env.path("events.jsonl");
     let watch = [
@@ -205,7 +205,7 @@ fn a_failing_command_is_logged_and_the_watch_goes_on() {
         "--event-log",
         log.to_str().unwrap(),
         "--on-event",
-        "exit 3",
+        "echo \"${TRESOR_KEY_FILE:-none}\" > env.out; exit 3",
     ];
     env.ok(&watch);
     env.set("a", "1", &[]);
@@ -213,6 +213,11 @@ fn a_failing_command_is_logged_and_the_watch_goes_on() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("--on-event failed"), "{}", out.stderr);
     assert_eq!(lines(&log).len(), 1);
+    // The command does not get tresor's own variables (here: where the key file is).
+    assert_eq!(
+        std::fs::read_to_string(env.path("env.out")).unwrap(),
+        "none\n"
+    );
 }
 
 #[test]

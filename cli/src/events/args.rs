@@ -62,13 +62,19 @@ pub struct WatchArgs {
     pub backups: AutoBackupArgs,
     /// How often to look at the vault; each look opens it for a moment (so that other commands
     /// can use it between looks)
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Watch")]
     pub interval: Duration,
     /// Look once, deliver what is due, and exit (for cron and scripts)
-    #[arg(long)]
+    #[arg(long, help_heading = "Watch")]
     pub once: bool,
     /// The vault's URL, the base of each event's data.Id (`tresor serve`'s URL)
-    #[arg(long, default_value = "https://127.0.0.1:8443", value_name = "URL")]
+    #[arg(
+        long,
+        default_value = "https://127.0.0.1:8443",
+        value_name = "URL",
+        help_heading = "Watch"
+    )]
     pub vault_url: String,
 }
 

@@ -249,6 +249,12 @@ fn run_command(cmd: &str, body: &str) {
         c.arg("/C").arg(cmd);
         c
     };
+    // The command gets the event, not tresor's credentials or settings.
+    for (var, _) in std::env::vars_os() {
+        if crate::names::is_own_env(&var.to_string_lossy()) {
+            c.env_remove(var);
+        }
+    }
     c.env("TRESOR_EVENT_TYPE", &kind)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
