@@ -16,7 +16,7 @@ pub mod sinks;
 pub mod state;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tresor::{Change, ChangeKind, Vault};
 
@@ -275,11 +275,11 @@ impl Running {
         let thread = std::thread::Builder::new()
             .name("tresor-watch".into())
             .spawn(move || {
-                let mut next_scan = Instant::now();
+                let mut next_scan = std::time::Instant::now();
                 while !flag.load(Ordering::SeqCst) {
-                    if Instant::now() >= next_scan {
+                    if std::time::Instant::now() >= next_scan {
                         watcher.scan_expiry(&vault);
-                        next_scan = Instant::now() + expiry_check;
+                        next_scan = std::time::Instant::now() + expiry_check;
                     }
                     match sub.recv_timeout(Duration::from_millis(200)) {
                         Some(tresor::Event::Change(c)) => watcher.on_change(&vault, &c),
