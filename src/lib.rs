@@ -66,6 +66,7 @@ pub use secret::{
     SetOptions, VersionId, validate_name,
 };
 pub use slot::{Credential, KdfParams, KeyProvider, ProviderError, SlotInfo, SlotKind, SlotSpec};
+pub use vault::{Change, ChangeKind, Event, SUBSCRIPTION_CAPACITY, Subscription};
 pub use vault::{
     MAX_TOKEN_LABEL_LEN, Maintenance, NewToken, Options, Progress, TOKEN_PREFIX, TokenInfo, Vault,
     VaultSettings,

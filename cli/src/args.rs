@@ -362,6 +362,12 @@ pub enum Command {
     Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Raise Azure Event Grid events (new version, near expiry, expired) and write automatic
+    /// backups for a vault no server holds, from its audit log
+    Watch(crate::events::args::WatchArgs),
+    /// List or restore the copies automatic backups wrote
+    #[command(subcommand)]
+    Backups(crate::events::args::BackupsCommand),
     /// Serve the vault over HTTPS as an Azure Key Vault secrets endpoint (for the Azure SDKs)
     #[cfg(feature = "server")]
     Serve(crate::serve::args::ServeArgs),
@@ -612,6 +618,22 @@ pub struct AuditArgs {
     /// Show only the last N records
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
+    /// Keep printing records as they commit (with --json: one Azure `AuditEvent` log entry per
+    /// line); the vault is opened for a moment at each look
+    #[arg(long)]
+    pub follow: bool,
+    /// How often --follow looks
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse::duration,
+          requires = "follow")]
+    pub interval: std::time::Duration,
+    /// The vault's URL in --follow's entries (`tresor serve`'s URL)
+    #[arg(
+        long,
+        default_value = "https://127.0.0.1:8443",
+        value_name = "URL",
+        requires = "follow"
+    )]
+    pub vault_url: String,
     #[command(flatten)]
     pub json: JsonFlag,
 }

@@ -9,12 +9,14 @@ mod args;
 mod commands;
 mod dotenv;
 mod error;
+mod events;
 mod files;
 mod hardening;
 mod names;
 mod output;
 mod panics;
 mod parse;
+mod poll;
 mod prompt;
 #[cfg(feature = "server")]
 mod serve;

@@ -2095,3 +2095,136 @@ async fn managed_identity_commands_rotation_and_removal() {
     let server = Server::start(&f, &[]);
     assert!(server.identity.is_none());
 }
+
+/// Waits until `path` holds at least `n` JSON lines; returns them.
+fn wait_for_lines(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let lines: Vec<Value> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn event_types(lines: &[Value]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .map(|e| {
+            (
+                e["eventType"].as_str().unwrap().to_string(),
+                e["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_raises_events_once_and_backs_up_after_changes() {
+    let f = fixture(Options::new(), |_| {});
+    let log = f.dir.path().join("events.jsonl");
+    let backups = f.dir.path().join("backups");
+    let flags = [
+        "--event-log",
+        log.to_str().unwrap(),
+        "--near-expiry",
+        "2h",
+        "--expiry-check",
+        "1s",
+        "--backup-dir",
+        backups.to_str().unwrap(),
+        "--backup-interval",
+        "1h",
+    ];
+    let server = Server::start(&f, &flags);
+    let c = server.client(&f.ca());
+    let soon = unix_now() + 3600;
+    for (name, body) in [
+        ("a", json!({"value": "1"})),
+        ("a", json!({"value": "2"})),
+        ("b", json!({"value": "3", "attributes": {"exp": soon}})),
+    ] {
+        let r = c
+            .put(&format!("/secrets/{name}?{API}"), &f.writer, &body)
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json);
+    }
+    // A refused write raises nothing.
+    let r = c
+        .put(
+            &format!("/secrets/c?{API}"),
+            &f.reader,
+            &json!({"value": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let lines = wait_for_lines(&log, 4);
+    let mut got = event_types(&lines);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("Microsoft.KeyVault.SecretNearExpiry".into(), "b".into()),
+            (
+                "Microsoft.KeyVault.SecretNewVersionCreated".into(),
+                "a".into()
+            ),
+            (
+                "Microsoft.KeyVault.SecretNewVersionCreated".into(),
+                "a".into()
+            ),
+            (
+                "Microsoft.KeyVault.SecretNewVersionCreated".into(),
+                "b".into()
+            ),
+        ]
+    );
+    let new_b = lines
+        .iter()
+        .find(|e| {
+            e["subject"] == "b" && e["eventType"] == "Microsoft.KeyVault.SecretNewVersionCreated"
+        })
+        .unwrap();
+    assert_eq!(new_b["data"]["EXP"], soon);
+    assert!(
+        new_b["data"]["Id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("https://{}/secrets/b/", server.addr))
+    );
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    // Three changes within the interval: one copy at the first, one for the rest at shutdown.
+    let copies = std::fs::read_dir(&backups).unwrap().count();
+    assert_eq!(copies, 2);
+
+    // Restarted, the server sends nothing again: not the new versions, not b's near-expiry.
+    // It looks for expiring versions first, so once c's event is in, that look is done.
+    let server = Server::start(&f, &flags);
+    let c = server.client(&f.ca());
+    let r = c
+        .put(
+            &format!("/secrets/c?{API}"),
+            &f.writer,
+            &json!({"value": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let lines = wait_for_lines(&log, 5);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[4]["subject"], "c");
+    server.stop();
+    // Written while no server ran: raised at the next start.
+    f.open().set("d", "offline").unwrap();
+    let server = Server::start(&f, &flags);
+    let lines = wait_for_lines(&log, 6);
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(lines[5]["subject"], "d");
+    server.stop();
+    assert!(f.open().verify_audit().is_ok());
+}

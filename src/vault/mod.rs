@@ -8,11 +8,14 @@
 //! - `options`: how a vault is opened or created, and its settings;
 //! - `open`: creating, unlocking and opening files;
 //! - `txn`: the transaction machinery (role check, audit records, commit);
-//! - `secrets`, `lifecycle`, `batch`, `tokens`, `admin`: the operations.
+//! - `secrets`, `lifecycle`, `batch`, `tokens`, `admin`: the operations;
+//! - `events`: change subscriptions, fed by each successful commit.
 
 mod admin;
 mod batch;
+mod events;
 pub use admin::{Maintenance, Progress};
+pub use events::{Change, ChangeKind, Event, SUBSCRIPTION_CAPACITY, Subscription};
 mod lifecycle;
 mod open;
 mod options;

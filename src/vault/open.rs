@@ -162,6 +162,7 @@ impl Vault {
             purge_hint: Mutex::new(None),
             unlocked: Mutex::new(None),
             witness: options.witness.clone(),
+            subscribers: Default::default(),
         }
     }
 

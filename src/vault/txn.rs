@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub unlocked: Mutex<Option<(u32, Key)>>,
     /// Where the chain's position is written after every commit, if anywhere.
     pub witness: Option<Arc<dyn Witness>>,
+    /// Who hears of committed changes ([`Vault::subscribe`]).
+    pub subscribers: super::events::Subscribers,
 }
 
 /// A read transaction with what a read needs.
@@ -554,6 +556,8 @@ impl Inner {
         match result {
             Ok(new_head) => {
                 *head = new_head;
+                // Still under the head's lock, so that subscribers hear of commits in order.
+                self.subscribers.publish(&records, new_head.seq);
                 // After the commit, so that a crash leaves the witness behind the file, never
                 // ahead of it (still under the head's lock: witnesses are written in order).
                 self.store_witness(&new_head)
@@ -672,6 +676,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.subscribers.close();
         if self.poisoned.load(Ordering::SeqCst) {
             return;
         }

@@ -1,6 +1,9 @@
 //! The commands: each opens the vault it needs, does one thing, and closes the vault.
 
 mod audit;
+mod backups;
+mod events;
+mod follow;
 mod lifecycle;
 mod run;
 mod secrets;
@@ -27,6 +30,9 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Check => vault::check(g)?,
         Command::Run(a) => return run::run(g, a),
         Command::Witness(c) => witness::run(g, c)?,
+        Command::Audit(a) if a.follow => follow::follow(g, a)?,
+        Command::Watch(a) => events::watch(g, a)?,
+        Command::Backups(c) => backups::run(c)?,
         #[cfg(feature = "server")]
         Command::Serve(a) => return crate::serve::run(g, a),
         Command::Completions(a) => {
@@ -71,6 +77,8 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 | Command::Check
                 | Command::Run(_)
                 | Command::Witness(_)
+                | Command::Watch(_)
+                | Command::Backups(_)
                 | Command::Completions(_) => unreachable!("handled above"),
             };
             // Close (committing buffered audit records) whether or not the command failed;

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "1h", value_name = "DURATION",
           value_parser = super::identity::parse_lifetime)]
     pub identity_token_lifetime: Duration,
+    #[command(flatten)]
+    pub events: crate::events::EventArgs,
+    #[command(flatten)]
+    pub backups: crate::events::AutoBackupArgs,
 }
 
 /// `tresor token …`: bearer tokens for `tresor serve`.

@@ -179,6 +179,23 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
         identity_listener.as_ref().map(|(_, l)| *l),
         &state,
     )?;
+    // Events and automatic backups, on a thread of their own fed by the vault's changes.
+    let watcher = crate::events::Watcher::new(
+        &path,
+        &vault,
+        &a.events,
+        &a.backups,
+        format!("https://{local}"),
+    )?
+    .map(|w| {
+        eprintln!("tresor serve: {}", w.describe());
+        crate::events::Running::start(
+            w,
+            vault.as_identity("events", vault.role())?,
+            a.events.expiry_check,
+        )
+    })
+    .transpose()?;
     let served = runtime.block_on(serve(
         listener,
         identity_listener.map(|(l, _)| l),
@@ -187,6 +204,9 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
         a.max_connections as usize,
     ));
     drop(runtime);
+    if let Some(w) = watcher {
+        w.stop();
+    }
     // Refusals still counted in memory are recorded before the vault closes.
     refusals::record(&vault, &state.gate.ended(true));
     drop(state);
