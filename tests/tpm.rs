@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tresor::providers::TpmProvider;
-use tresor::{
-    Credential, Error, KeyProvider, Options, Role, SlotInfo, SlotKind, SlotSpec, Vault,
-};
+use tresor::{Credential, Error, KeyProvider, Options, Role, SlotInfo, SlotKind, SlotSpec, Vault};
 
 /// A running swtpm, killed when dropped.
 struct Swtpm {
@@ -102,8 +100,8 @@ impl Swtpm {
             HashingAlgorithm::Sha256,
             Digest::try_from(vec![0x5a; 32]).unwrap(),
         );
-        let handle = PcrHandle::try_from(tss_esapi::tss2_esys::ESYS_TR_PCR0 + u32::from(pcr))
-            .unwrap();
+        let handle =
+            PcrHandle::try_from(tss_esapi::tss2_esys::ESYS_TR_PCR0 + u32::from(pcr)).unwrap();
         ctx.execute_with_nullauth_session(|c| c.pcr_extend(handle, values))
             .unwrap();
     }
@@ -170,7 +168,10 @@ fn tpm_slot_opens_the_vault_and_no_other_tpm_does() {
     let why = provider_error(
         Vault::open(&path, &provider(&other.provider()), Options::new()).unwrap_err(),
     );
-    assert!(why.contains(&format!("key slot {} (\"device\")", s.id)), "{why}");
+    assert!(
+        why.contains(&format!("key slot {} (\"device\")", s.id)),
+        "{why}"
+    );
     assert!(why.contains("refuses the slot's sealed object"), "{why}");
 
     // Unlock times, printed (no threshold).
@@ -208,15 +209,21 @@ fn pcr_change_refuses_the_slot_and_leaves_the_vault_whole() {
     // Something else booted: PCR 7 measured another value.
     tpm.extend(7);
     let before = std::fs::read(&path).unwrap();
-    let why = provider_error(
-        Vault::open(&path, &provider(&tpm.provider()), Options::new()).unwrap_err(),
+    let why =
+        provider_error(Vault::open(&path, &provider(&tpm.provider()), Options::new()).unwrap_err());
+    assert!(
+        why.contains(&format!("key slot {} (\"boot\")", s.id)),
+        "{why}"
     );
-    assert!(why.contains(&format!("key slot {} (\"boot\")", s.id)), "{why}");
     assert!(
         why.contains("PCR policy (SHA-256 PCRs 0,7) does not hold"),
         "{why}"
     );
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the failed unlock wrote");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the failed unlock wrote"
+    );
     // The key slot still opens it, and nothing was lost.
     let v = Vault::open(&path, &key, Options::new()).unwrap();
     assert_eq!(v.get("db").unwrap().expose_str(), Some("s3cret"));
@@ -242,7 +249,10 @@ fn absent_tpm_is_a_clear_error_naming_the_slot() {
 
     let gone = TpmProvider::new().tcti(format!("swtpm:host=127.0.0.1,port={port}"));
     let why = provider_error(Vault::open(&path, &provider(&gone), Options::new()).unwrap_err());
-    assert!(why.contains(&format!("key slot {} (\"device\")", s.id)), "{why}");
+    assert!(
+        why.contains(&format!("key slot {} (\"device\")", s.id)),
+        "{why}"
+    );
     assert!(why.contains("cannot be reached"), "{why}");
 
     let no_device = TpmProvider::new().tcti("device:/nonexistent/tpmrm0");

@@ -656,7 +656,7 @@ pub struct SlotAddArgs {
         long = "key-file",
         id = "new_key_file",
         value_name = "NEWKEY",
-        conflicts_with_all = ["new_passphrase_file", "age", "keychain"]
+        conflicts_with_all = ["new_passphrase_file", "age", "keychain", "tpm"]
     )]
     pub new_key_file: Option<PathBuf>,
     /// Unlock the vault with this key file (after `add`, --key-file names the new key)
@@ -664,7 +664,7 @@ pub struct SlotAddArgs {
     #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
     pub unlock_key_file: Option<PathBuf>,
     /// The new slot opens with the passphrase in this file (else a prompt asks for one)
-    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain"])]
+    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain", "tpm"])]
     pub new_passphrase_file: Option<PathBuf>,
     /// Label of the slot (named in audit records as the actor)
     #[arg(long)]

@@ -2796,20 +2796,24 @@ fn tpm_slot_from_init_unlocks_without_any_flag() {
             ],
         )
     };
-    let out = with_tpm(&["init", "--tpm", "--pcrs", "7,0", "--label", "device"], &tcti);
+    let out = with_tpm(
+        &["init", "--tpm", "--pcrs", "7,0", "--label", "device"],
+        &tcti,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.text()
-            .contains(&format!("sealed to the TPM at {tcti}, bound to SHA-256 PCRs 0,7")),
+        out.text().contains(&format!(
+            "sealed to the TPM at {tcti}, bound to SHA-256 PCRs 0,7"
+        )),
         "{}",
         out.text()
     );
     // No key file, no passphrase, no terminal: the TPM opens it, quietly.
     let set = with_tpm(&["set", "db", "v"], &tcti);
     assert_eq!(set.code, 0, "{}", set.stderr);
-    assert_eq!(set.stderr, "");
     let got = with_tpm(&["get", "db"], &tcti);
     assert_eq!(got.stdout, b"v", "{}", got.stderr);
+    assert_eq!(got.stderr, "");
     let slots = with_tpm(&["slot", "list", "--json"], &tcti).json();
     assert_eq!(slots[0]["provider"], "tpm");
     assert_eq!(slots[0]["role"], "owner");
@@ -2841,8 +2845,23 @@ fn tpm_slot_from_init_unlocks_without_any_flag() {
     assert!(line.contains("cannot be reached"), "{line}");
     assert_eq!(env.get("db"), b"v");
     // PCRs are 0 to 23, and only with --tpm.
-    env.usage(&["slot", "add", "--tpm", "--pcrs", "24", "--label", "x", "--role", "owner"]);
-    env.usage(&["slot", "add", "--pcrs", "7", "--label", "x", "--role", "owner"]);
+    env.usage(&[
+        "slot", "add", "--tpm", "--pcrs", "24", "--label", "x", "--role", "owner",
+    ]);
+    env.usage(&[
+        "slot", "add", "--pcrs", "7", "--label", "x", "--role", "owner",
+    ]);
+    env.usage(&[
+        "slot",
+        "add",
+        "--tpm",
+        "--key-file",
+        "k",
+        "--label",
+        "x",
+        "--role",
+        "owner",
+    ]);
 }
 
 #[cfg(not(feature = "tpm"))]

@@ -12,9 +12,9 @@ use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Digest, EccPoint, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder, PcrSlot,
-    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
+    Digest, EccPoint, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, Private,
+    Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData,
+    SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::{Context, TctiNameConf};
@@ -222,10 +222,7 @@ fn decode(blob: &[u8]) -> std::result::Result<Sealed, String> {
 
 /// `0,7` for messages.
 fn pcr_list(pcrs: &[u8]) -> String {
-    pcrs.iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    pcrs.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// An open connection to a TPM, with the transient objects and sessions it made (flushed when
@@ -302,31 +299,7 @@ impl Tpm {
         if let Some(primary) = self.primary {
             return Ok(primary);
         }
-        let template = || -> tss_esapi::Result<Public> {
-            let attributes = ObjectAttributesBuilder::new()
-                .with_fixed_tpm(true)
-                .with_fixed_parent(true)
-                .with_sensitive_data_origin(true)
-                .with_user_with_auth(true)
-                .with_no_da(true)
-                .with_restricted(true)
-                .with_decrypt(true)
-                .build()?;
-            PublicBuilder::new()
-                .with_public_algorithm(PublicAlgorithm::Ecc)
-                .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-                .with_object_attributes(attributes)
-                .with_ecc_parameters(
-                    PublicEccParametersBuilder::new_restricted_decryption_key(
-                        SymmetricDefinitionObject::AES_128_CFB,
-                        EccCurve::NistP256,
-                    )
-                    .build()?,
-                )
-                .with_ecc_unique_identifier(EccPoint::default())
-                .build()
-        };
-        let public = template().map_err(self.failed("describe its primary key"))?;
+        let public = primary_template().map_err(self.failed("describe its primary key"))?;
         let made = self
             .ctx
             .execute_with_nullauth_session(|ctx| {
@@ -425,38 +398,15 @@ impl Tpm {
     }
 
     /// Seals `key`; returns the sealed object's marshalled public area and private bytes.
-    fn seal(
-        &mut self,
-        key: &[u8],
-        pcrs: &[u8],
-    ) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
+    fn seal(&mut self, key: &[u8], pcrs: &[u8]) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
         let primary = self.primary()?;
         let policy = if pcrs.is_empty() {
             Digest::default()
         } else {
             self.pcr_policy(pcrs)?
         };
-        let public = (|| -> tss_esapi::Result<Public> {
-            let attributes = ObjectAttributesBuilder::new()
-                .with_fixed_tpm(true)
-                .with_fixed_parent(true)
-                .with_no_da(true)
-                .with_admin_with_policy(true)
-                // With PCRs the policy alone authorizes an unseal.
-                .with_user_with_auth(pcrs.is_empty())
-                .build()?;
-            PublicBuilder::new()
-                .with_public_algorithm(PublicAlgorithm::KeyedHash)
-                .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-                .with_object_attributes(attributes)
-                .with_auth_policy(policy)
-                .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
-                    KeyedHashScheme::Null,
-                ))
-                .with_keyed_hash_unique_identifier(Digest::default())
-                .build()
-        })()
-        .map_err(self.failed("describe a sealed object"))?;
+        let public = sealed_template(policy, pcrs.is_empty())
+            .map_err(self.failed("describe a sealed object"))?;
         let data = SensitiveData::try_from(key.to_vec()).map_err(self.failed("take the key"))?;
         let session = self.session(primary, SessionType::Hmac)?;
         let made = self
@@ -504,12 +454,9 @@ impl Tpm {
         } else {
             let selection = self.selection(&sealed.pcrs)?;
             let session = self.session(primary, SessionType::Policy)?;
-            let policy =
-                PolicySession::try_from(session).map_err(self.failed("start a policy"))?;
+            let policy = PolicySession::try_from(session).map_err(self.failed("start a policy"))?;
             self.ctx
-                .execute_without_session(|ctx| {
-                    ctx.policy_pcr(policy, Digest::default(), selection)
-                })
+                .execute_without_session(|ctx| ctx.policy_pcr(policy, Digest::default(), selection))
                 .map_err(self.failed("read the PCRs into a policy"))?;
             self.ctx
                 .execute_with_session(Some(session), |ctx| ctx.unseal(object.into()))
@@ -538,6 +485,53 @@ impl Tpm {
         };
         Ok(Zeroizing::new(data.value().to_vec()))
     }
+}
+
+/// The primary storage key's template: ECC P-256, AES-128-CFB, restricted decryption, no
+/// dictionary-attack protection, empty unique field.
+fn primary_template() -> tss_esapi::Result<Public> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_restricted(true)
+        .with_decrypt(true)
+        .build()?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_ecc_parameters(
+            PublicEccParametersBuilder::new_restricted_decryption_key(
+                SymmetricDefinitionObject::AES_128_CFB,
+                EccCurve::NistP256,
+            )
+            .build()?,
+        )
+        .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+}
+
+/// The sealed object's template: a keyed-hash object with no scheme, under `policy`; with
+/// `user_with_auth` false the policy alone authorizes an unseal (PCR slots).
+fn sealed_template(policy: Digest, user_with_auth: bool) -> tss_esapi::Result<Public> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_no_da(true)
+        .with_admin_with_policy(true)
+        .with_user_with_auth(user_with_auth)
+        .build()?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_auth_policy(policy)
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
 }
 
 /// An auth session as the object handle `flush_context` takes.
