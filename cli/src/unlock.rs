@@ -239,7 +239,9 @@ fn new_tpm(p: &NewProviderArgs) -> CliResult<(Credential, String)> {
 #[cfg(not(feature = "tpm"))]
 fn new_tpm(_: &NewProviderArgs) -> CliResult<(Credential, String)> {
     Err(CliError::new(
-        "this tresor was built without TPM support: --tpm needs the command line built with          the `tpm` feature (`cargo install tresor-cli --features tpm`, with libtss2-dev installed)",
+        "this tresor was built without TPM support: --tpm needs the command line built with \
+         the `tpm` feature (`cargo install tresor-cli --features tpm`, with libtss2-dev \
+         installed)",
     ))
 }
 
