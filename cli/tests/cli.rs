@@ -2838,6 +2838,15 @@ fn tpm_slot_from_init_unlocks_without_any_flag() {
         &tcti,
     );
     assert_eq!(add.code, 0, "{}", add.stderr);
+    // A rotation from the key-file slot re-wraps the TPM slot with the TPM's help; the TPM
+    // still opens the vault after it.
+    let rotated = with_tpm(
+        &["--key-file", env.key.to_str().unwrap(), "rotate-key"],
+        &tcti,
+    );
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let got = with_tpm(&["get", "db"], &tcti);
+    assert_eq!(got.stdout, b"v", "{}", got.stderr);
     drop(tpm);
     let line = error_line(&with_tpm(&["get", "db"], &tcti), &[]);
     assert!(line.contains("the TPM did not open"), "{line}");
