@@ -7,7 +7,8 @@
 //!   (XChaCha20-Poly1305 under subkeys of a random 256-bit master key).
 //! - The master key is wrapped in **key slots**: a passphrase (Argon2id), an external 256-bit key
 //!   (key file, environment variable), or a [`KeyProvider`]: the app's own, or a ready one in
-//!   `providers` (age recipients with feature `age`, the OS keychain with feature `keyring`).
+//!   `providers` (age recipients with feature `age`, the OS keychain with feature `keyring`, a TPM
+//!   with feature `tpm`).
 //!   Each slot has a [`Role`].
 //! - **Soft-delete** with a retention period, **recover**, **purge**, and **purge protection**
 //!   that once on cannot be turned off.
@@ -45,7 +46,7 @@ mod files;
 pub mod fuzzing;
 mod limits;
 mod memlock;
-#[cfg(any(feature = "age", feature = "keyring-core"))]
+#[cfg(any(feature = "age", feature = "keyring-core", all(feature = "tpm", unix)))]
 pub mod providers;
 mod secret;
 mod slot;

@@ -415,7 +415,8 @@ pub struct InitArgs {
     pub provider: NewProviderArgs,
 }
 
-/// A new key slot kept outside the vault: wrapped to age recipients, or in the OS keychain.
+/// A new key slot kept outside the vault: wrapped to age recipients, in the OS keychain, or
+/// sealed to a TPM.
 #[derive(Debug, Args)]
 pub struct NewProviderArgs {
     /// The slot opens with an age identity: its key is wrapped to this recipient (repeatable;
@@ -423,7 +424,7 @@ pub struct NewProviderArgs {
     ///
     /// An X25519 recipient (`age1…`), an SSH public key (`ssh-ed25519 AAAA…`, `ssh-rsa AAAA…`)
     /// or an age plugin's recipient (`age1yubikey1…`: the plugin must be on PATH).
-    #[arg(long = "age", value_name = "RECIPIENT", conflicts_with = "keychain")]
+    #[arg(long = "age", value_name = "RECIPIENT", conflicts_with_all = ["keychain", "tpm"])]
     pub age: Vec<String>,
     /// The slot opens with a key kept in the OS keychain (Secret Service or kernel keyring on
     /// Linux, the macOS keychain, the Windows credential manager)
@@ -433,6 +434,16 @@ pub struct NewProviderArgs {
     /// [default: the platform's; on Linux the Secret Service when it answers, else keyutils]
     #[arg(long, value_name = "STORE", requires = "keychain")]
     pub keychain_store: Option<String>,
+    /// The slot opens with this device's TPM 2.0: its key is sealed to the TPM (named by
+    /// TRESOR_TPM_TCTI, TPM2TOOLS_TCTI or TCTI, else device:/dev/tpmrm0). Needs a tresor built
+    /// with the `tpm` feature
+    #[arg(long, conflicts_with = "keychain")]
+    pub tpm: bool,
+    /// The SHA-256 PCRs the --tpm slot is bound to (their current values), e.g. 0,7: a device
+    /// that booted something else cannot unseal it
+    #[arg(long, value_name = "PCRS", requires = "tpm", value_delimiter = ',',
+          value_parser = clap::value_parser!(u8).range(0..=23))]
+    pub pcrs: Vec<u8>,
 }
 
 /// Properties shared by `set` and `update`.
@@ -667,7 +678,7 @@ pub struct SlotAddArgs {
         long = "key-file",
         id = "new_key_file",
         value_name = "NEWKEY",
-        conflicts_with_all = ["new_passphrase_file", "age", "keychain"]
+        conflicts_with_all = ["new_passphrase_file", "age", "keychain", "tpm"]
     )]
     pub new_key_file: Option<PathBuf>,
     /// Unlock the vault with this key file (after `add`, --key-file names the new key)
@@ -675,7 +686,7 @@ pub struct SlotAddArgs {
     #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
     pub unlock_key_file: Option<PathBuf>,
     /// The new slot opens with the passphrase in this file (else a prompt asks for one)
-    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain"])]
+    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain", "tpm"])]
     pub new_passphrase_file: Option<PathBuf>,
     /// Label of the slot (named in audit records as the actor)
     #[arg(long)]

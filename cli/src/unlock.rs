@@ -34,7 +34,7 @@ pub enum Kind {
     Key,
     /// A passphrase.
     Passphrase,
-    /// A key provider: age identities, the OS keychain.
+    /// A key provider: age identities, the OS keychain, a TPM.
     Provider,
 }
 
@@ -203,6 +203,48 @@ pub fn keychain_unlocker() -> Credential {
     Credential::provider(Arc::new(KeychainProvider::unlocker()))
 }
 
+/// The credential that opens the vault's TPM slots with the TPM the environment names; `None`
+/// when this build has no TPM support.
+pub fn tpm_unlocker() -> Option<Credential> {
+    #[cfg(feature = "tpm")]
+    {
+        Some(Credential::provider(Arc::new(
+            tresor::providers::TpmProvider::new(),
+        )))
+    }
+    #[cfg(not(feature = "tpm"))]
+    {
+        None
+    }
+}
+
+/// The credential of a new `--tpm` slot, with what the command's output line says of it.
+#[cfg(feature = "tpm")]
+fn new_tpm(p: &NewProviderArgs) -> CliResult<(Credential, String)> {
+    let provider = tresor::providers::TpmProvider::new().pcrs(p.pcrs.iter().copied())?;
+    let pcrs = provider.pcr_selection();
+    let note = if pcrs.is_empty() {
+        format!("; sealed to the TPM at {}", escape(&provider.tcti_name()))
+    } else {
+        let list: Vec<String> = pcrs.iter().map(u8::to_string).collect();
+        format!(
+            "; sealed to the TPM at {}, bound to SHA-256 PCRs {}",
+            escape(&provider.tcti_name()),
+            list.join(",")
+        )
+    };
+    Ok((Credential::provider(Arc::new(provider)), note))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn new_tpm(_: &NewProviderArgs) -> CliResult<(Credential, String)> {
+    Err(CliError::new(
+        "this tresor was built without TPM support: --tpm needs the command line built with \
+         the `tpm` feature (`cargo install tresor-cli --features tpm`, with libtss2-dev \
+         installed)",
+    ))
+}
+
 /// Whether a credential was named (a flag or an environment variable): then the keychain is
 /// not tried.
 fn credential_given(g: &Global) -> bool {
@@ -222,6 +264,9 @@ pub fn new_provider(p: &NewProviderArgs, label: &str) -> CliResult<Option<(Crede
             n => format!("; wrapped to {n} age recipients"),
         };
         return Ok(Some((Credential::provider(Arc::new(provider)), note)));
+    }
+    if p.tpm {
+        return new_tpm(p).map(Some);
     }
     if !p.keychain {
         return Ok(None);
@@ -356,37 +401,45 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
     let options = adjust(open_options(g, &path)?);
     // No credential named: the OS keychain opens the vault if one of its slots keeps its key
     // there. A vault without keychain slots answers WrongKey at once, without any store asked.
+    // The TPM likewise, when this build has TPM support.
     let mut keychain_failed = None;
     if !credential_given(g) {
-        match Vault::open(&path, &keychain_unlocker(), options.clone()) {
-            Ok(vault) => {
-                note_unfinished(&vault, &shown);
-                return Ok(Opened {
-                    vault,
-                    kind: Kind::Provider,
-                });
+        let unlockers = std::iter::once(("the OS keychain", keychain_unlocker()))
+            .chain(tpm_unlocker().map(|c| ("the TPM", c)));
+        let mut failed = Vec::new();
+        for (what, unlocker) in unlockers {
+            match Vault::open(&path, &unlocker, options.clone()) {
+                Ok(vault) => {
+                    note_unfinished(&vault, &shown);
+                    return Ok(Opened {
+                        vault,
+                        kind: Kind::Provider,
+                    });
+                }
+                Err(Error::WrongKey) => {}
+                Err(Error::Provider(why)) => failed.push((what, why)),
+                Err(e) => return Err(open_error(&path, e)),
             }
-            Err(Error::WrongKey) => {}
-            Err(Error::Provider(why)) => keychain_failed = Some(why),
-            Err(e) => return Err(open_error(&path, e)),
+        }
+        if !failed.is_empty() {
+            let names: Vec<&str> = failed.iter().map(|(what, _)| *what).collect();
+            let whys: Vec<String> = failed.into_iter().map(|(_, why)| why).collect();
+            keychain_failed = Some((names.join(" and "), whys.join("; ")));
         }
     }
     let (credential, kind) = match credential(g, &path, false) {
         Ok(c) => c,
         Err(e) => {
             return Err(match keychain_failed {
-                Some(why) => CliError::new(format!(
-                    "the OS keychain did not open {shown}: {why}; and {e}"
-                )),
+                Some((what, why)) => {
+                    CliError::new(format!("{what} did not open {shown}: {why}; and {e}"))
+                }
                 None => e,
             });
         }
     };
-    if let Some(why) = keychain_failed {
-        eprintln!(
-            "note: the OS keychain did not open {shown}: {}",
-            escape(&why)
-        );
+    if let Some((what, why)) = keychain_failed {
+        eprintln!("note: {what} did not open {shown}: {}", escape(&why));
     }
     let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
     note_unfinished(&vault, &shown);

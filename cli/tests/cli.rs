@@ -20,6 +20,7 @@ const TRESOR_VARS: &[&str] = &[
     "TRESOR_CHECKPOINT",
     "TRESOR_KDF",
     "TRESOR_AGE_IDENTITY",
+    "TRESOR_TPM_TCTI",
 ];
 
 /// What a finished command printed.
@@ -2693,4 +2694,190 @@ fn keychain_slot_in_a_secret_service() {
     assert_eq!(lines.next(), Some("v"), "{stdout}\n{stderr}");
     assert!(stdout.contains("provider (keyring)"), "{stdout}");
     assert!(!stderr.contains("note:"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TPM key slots (the `tpm` feature of the command line)
+
+/// A software TPM (swtpm) on free local ports, killed when dropped; `None` (said) when swtpm is
+/// not installed.
+#[cfg(all(feature = "tpm", unix))]
+struct Swtpm {
+    child: std::process::Child,
+    port: u16,
+    _state: TempDir,
+}
+
+#[cfg(all(feature = "tpm", unix))]
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(all(feature = "tpm", unix))]
+impl Swtpm {
+    fn start() -> Option<Swtpm> {
+        use std::net::{TcpListener, TcpStream};
+        use std::process::Stdio;
+        use std::time::{Duration, Instant};
+        if std::process::Command::new("swtpm")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            println!("skipped: swtpm is not installed (Debian packages swtpm and swtpm-tools)");
+            return None;
+        }
+        for _ in 0..20 {
+            let port = loop {
+                let a = TcpListener::bind("127.0.0.1:0").unwrap();
+                let p = a.local_addr().unwrap().port();
+                if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                    break p;
+                }
+            };
+            let state = tempfile::tempdir().unwrap();
+            let mut child = std::process::Command::new("swtpm")
+                .args(["socket", "--tpm2", "--server"])
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
+                .arg(format!("dir={}", state.path().display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && TcpStream::connect(("127.0.0.1", port + 1)).is_ok()
+                {
+                    return Some(Swtpm {
+                        child,
+                        port,
+                        _state: state,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+#[cfg(all(feature = "tpm", unix))]
+#[test]
+fn tpm_slot_from_init_unlocks_without_any_flag() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let tcti = tpm.tcti();
+    let env = Env::bare();
+    let with_tpm = |args: &[&str], tcti: &str| {
+        without_key(
+            &env,
+            args,
+            &[
+                ("TRESOR_TPM_TCTI", std::ffi::OsStr::new(tcti)),
+                // tpm2-tss writes its own diagnostics to stderr unless told not to.
+                ("TSS2_LOG", std::ffi::OsStr::new("all+NONE")),
+            ],
+        )
+    };
+    let out = with_tpm(
+        &["init", "--tpm", "--pcrs", "7,0", "--label", "device"],
+        &tcti,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.text().contains(&format!(
+            "sealed to the TPM at {tcti}, bound to SHA-256 PCRs 0,7"
+        )),
+        "{}",
+        out.text()
+    );
+    // No key file, no passphrase, no terminal: the TPM opens it, quietly.
+    let set = with_tpm(&["set", "db", "v"], &tcti);
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    let got = with_tpm(&["get", "db"], &tcti);
+    assert_eq!(got.stdout, b"v", "{}", got.stderr);
+    assert_eq!(got.stderr, "");
+    let slots = with_tpm(&["slot", "list", "--json"], &tcti).json();
+    assert_eq!(slots[0]["provider"], "tpm");
+    assert_eq!(slots[0]["role"], "owner");
+    assert!(
+        with_tpm(&["slot", "list"], &tcti)
+            .text()
+            .contains("provider (tpm)")
+    );
+    // A key-file slot beside it; then the TPM gone: one error line naming the slot and the
+    // cause, and the key file still opens the vault.
+    let add = with_tpm(
+        &[
+            "slot",
+            "add",
+            "--key-file",
+            env.key.to_str().unwrap(),
+            "--label",
+            "spare",
+            "--role",
+            "owner",
+        ],
+        &tcti,
+    );
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    // A rotation from the key-file slot re-wraps the TPM slot with the TPM's help; the TPM
+    // still opens the vault after it.
+    let rotated = with_tpm(
+        &["--key-file", env.key.to_str().unwrap(), "rotate-key"],
+        &tcti,
+    );
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let got = with_tpm(&["get", "db"], &tcti);
+    assert_eq!(got.stdout, b"v", "{}", got.stderr);
+    drop(tpm);
+    let line = error_line(&with_tpm(&["get", "db"], &tcti), &[]);
+    assert!(line.contains("the TPM did not open"), "{line}");
+    assert!(line.contains("key slot 1 (\"device\")"), "{line}");
+    assert!(line.contains("cannot be reached"), "{line}");
+    assert_eq!(env.get("db"), b"v");
+    // PCRs are 0 to 23, and only with --tpm.
+    env.usage(&[
+        "slot", "add", "--tpm", "--pcrs", "24", "--label", "x", "--role", "owner",
+    ]);
+    env.usage(&[
+        "slot", "add", "--pcrs", "7", "--label", "x", "--role", "owner",
+    ]);
+    env.usage(&[
+        "slot",
+        "add",
+        "--tpm",
+        "--key-file",
+        "k",
+        "--label",
+        "x",
+        "--role",
+        "owner",
+    ]);
+}
+
+#[cfg(not(feature = "tpm"))]
+#[test]
+fn tpm_flag_without_the_tpm_feature_is_a_clear_error() {
+    let env = Env::bare();
+    let line = env.fails(&["init", "--tpm"]);
+    assert!(line.contains("built without TPM support"), "{line}");
+    assert!(!env.vault.exists(), "nothing is created");
 }

@@ -175,6 +175,7 @@ pub fn rotate_and_compact(g: &Global, vault: &Vault, others: &OtherCredentials) 
         credentials.push(c);
     }
     credentials.push(unlock::keychain_unlocker());
+    credentials.extend(unlock::tpm_unlocker());
     let bar = ProgressBar::new(0).with_message("re-encrypting");
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records") {
         bar.set_style(style.progress_chars("=> "));

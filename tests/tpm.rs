@@ -1,0 +1,309 @@
+//! TPM key slots (`tresor::providers::TpmProvider`) against a software TPM: `swtpm`, one fresh
+//! instance per test on free local ports. Without `swtpm` installed (Debian packages swtpm and
+//! swtpm-tools) each test says so and returns.
+//!
+//! `cargo test --features tpm --test tpm -- --nocapture` also prints unlock times.
+
+#![cfg(unix)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tresor::providers::TpmProvider;
+use tresor::{Credential, Error, KeyProvider, Options, Role, SlotInfo, SlotKind, SlotSpec, Vault};
+
+/// A running swtpm, killed when dropped.
+struct Swtpm {
+    child: Child,
+    port: u16,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Swtpm {
+    /// Starts one, or says why not (`None`: swtpm is not installed).
+    fn start() -> Option<Swtpm> {
+        if Command::new("swtpm")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            println!("skipped: swtpm is not installed (Debian packages swtpm and swtpm-tools)");
+            return None;
+        }
+        for _ in 0..20 {
+            let port = free_port_pair();
+            let state = tempfile::tempdir().unwrap();
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--server"])
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
+                .arg(format!("dir={}", state.path().display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: try others
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && TcpStream::connect(("127.0.0.1", port + 1)).is_ok()
+                {
+                    return Some(Swtpm {
+                        child,
+                        port,
+                        _state: state,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    fn provider(&self) -> TpmProvider {
+        TpmProvider::new().tcti(self.tcti())
+    }
+
+    /// Extends SHA-256 PCR `pcr` with a measurement, as a boot loader would.
+    fn extend(&self, pcr: u8) {
+        use tss_esapi::handles::PcrHandle;
+        use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+        use tss_esapi::structures::{Digest, DigestValues};
+        let mut ctx =
+            tss_esapi::Context::new(tss_esapi::TctiNameConf::from_str(&self.tcti()).unwrap())
+                .unwrap();
+        let mut values = DigestValues::new();
+        values.set(
+            HashingAlgorithm::Sha256,
+            Digest::try_from(vec![0x5a; 32]).unwrap(),
+        );
+        let handle =
+            PcrHandle::try_from(tss_esapi::tss2_esys::ESYS_TR_PCR0 + u32::from(pcr)).unwrap();
+        ctx.execute_with_nullauth_session(|c| c.pcr_extend(handle, values))
+            .unwrap();
+    }
+}
+
+/// A port P with P and P + 1 free now.
+fn free_port_pair() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn provider(p: &TpmProvider) -> Credential {
+    Credential::provider(Arc::new(p.clone()))
+}
+
+/// A vault (owner slot: a random key) in `dir`, with a secret; returns its path and key.
+fn vault(dir: &Path) -> (PathBuf, Credential) {
+    let key = Credential::generate_key().unwrap();
+    let path = dir.join("v.tresor");
+    let v = Vault::create(&path, &key, Options::new()).unwrap();
+    v.set("db", "s3cret").unwrap();
+    v.close().unwrap();
+    (path, key)
+}
+
+fn add(path: &Path, key: &Credential, p: &TpmProvider, label: &str) -> SlotInfo {
+    let v = Vault::open(path, key, Options::new()).unwrap();
+    let s = v
+        .add_slot(&SlotSpec::new(provider(p), label).role(Role::Reader))
+        .unwrap();
+    v.close().unwrap();
+    s
+}
+
+/// The provider error of a failed open.
+fn provider_error(e: Error) -> String {
+    match e {
+        Error::Provider(why) => why,
+        other => panic!("expected a provider error, got {other:?}"),
+    }
+}
+
+#[test]
+fn tpm_slot_opens_the_vault_and_no_other_tpm_does() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = vault(dir.path());
+    let s = add(&path, &key, &tpm.provider(), "device");
+    assert_eq!(s.kind, SlotKind::Provider("tpm".into()));
+
+    let v = Vault::open(&path, &provider(&tpm.provider()), Options::new()).unwrap();
+    assert_eq!(v.unlocked_slot(), Some(s.id));
+    assert_eq!(v.role(), Role::Reader);
+    assert_eq!(v.get("db").unwrap().expose_str(), Some("s3cret"));
+    v.close().unwrap();
+
+    // The file copied to another device: that device's TPM cannot load the sealed object.
+    let Some(other) = Swtpm::start() else { return };
+    let why = provider_error(
+        Vault::open(&path, &provider(&other.provider()), Options::new()).unwrap_err(),
+    );
+    assert!(
+        why.contains(&format!("key slot {} (\"device\")", s.id)),
+        "{why}"
+    );
+    assert!(why.contains("refuses the slot's sealed object"), "{why}");
+
+    // Unlock times, printed (no threshold).
+    let n = 10u32;
+    for (name, c) in [
+        ("key file (32-byte key)", &key),
+        ("tpm (swtpm)", &provider(&tpm.provider())),
+    ] {
+        let start = Instant::now();
+        for _ in 0..n {
+            Vault::open(&path, c, Options::new())
+                .unwrap()
+                .close()
+                .unwrap();
+        }
+        println!(
+            "    unlock, {name:<24} {:>8.2} ms (mean of {n} opens)",
+            start.elapsed().as_secs_f64() * 1000.0 / f64::from(n)
+        );
+    }
+}
+
+#[test]
+fn pcr_change_refuses_the_slot_and_leaves_the_vault_whole() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = vault(dir.path());
+    let bound = tpm.provider().pcrs([7, 0]).unwrap();
+    let s = add(&path, &key, &bound, "boot");
+    // Any provider of that TPM unlocks: the PCR selection is in the slot.
+    let v = Vault::open(&path, &provider(&tpm.provider()), Options::new()).unwrap();
+    assert_eq!(v.unlocked_slot(), Some(s.id));
+    v.close().unwrap();
+
+    // Something else booted: PCR 7 measured another value.
+    tpm.extend(7);
+    let before = std::fs::read(&path).unwrap();
+    let why =
+        provider_error(Vault::open(&path, &provider(&tpm.provider()), Options::new()).unwrap_err());
+    assert!(
+        why.contains(&format!("key slot {} (\"boot\")", s.id)),
+        "{why}"
+    );
+    assert!(
+        why.contains("PCR policy (SHA-256 PCRs 0,7) does not hold"),
+        "{why}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the failed unlock wrote"
+    );
+    // The key slot still opens it, and nothing was lost.
+    let v = Vault::open(&path, &key, Options::new()).unwrap();
+    assert_eq!(v.get("db").unwrap().expose_str(), Some("s3cret"));
+    assert_eq!(v.slots().unwrap().len(), 2);
+    v.close().unwrap();
+
+    // A PCR outside the selection changes nothing.
+    let other = add(&path, &key, &tpm.provider().pcrs([0]).unwrap(), "firmware");
+    tpm.extend(16);
+    let v = Vault::open(&path, &provider(&tpm.provider()), Options::new()).unwrap();
+    assert_eq!(v.unlocked_slot(), Some(other.id));
+    v.close().unwrap();
+}
+
+#[test]
+fn absent_tpm_is_a_clear_error_naming_the_slot() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = vault(dir.path());
+    let s = add(&path, &key, &tpm.provider(), "device");
+    let port = tpm.port;
+    drop(tpm);
+
+    let gone = TpmProvider::new().tcti(format!("swtpm:host=127.0.0.1,port={port}"));
+    let why = provider_error(Vault::open(&path, &provider(&gone), Options::new()).unwrap_err());
+    assert!(
+        why.contains(&format!("key slot {} (\"device\")", s.id)),
+        "{why}"
+    );
+    assert!(why.contains("cannot be reached"), "{why}");
+
+    let no_device = TpmProvider::new().tcti("device:/nonexistent/tpmrm0");
+    let why =
+        provider_error(Vault::open(&path, &provider(&no_device), Options::new()).unwrap_err());
+    assert!(why.contains("no TPM on this machine"), "{why}");
+    assert!(no_device.probe().is_err());
+
+    // Making a slot fails as clearly, and adds nothing.
+    let v = Vault::open(&path, &key, Options::new()).unwrap();
+    let e = v
+        .add_slot(&SlotSpec::new(provider(&gone), "again"))
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot be reached"), "{e}");
+    assert_eq!(v.slots().unwrap().len(), 2);
+    assert_eq!(v.get("db").unwrap().expose_str(), Some("s3cret"));
+    v.close().unwrap();
+}
+
+#[test]
+fn tampered_blobs_are_refused() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let p = tpm.provider().pcrs([7]).unwrap();
+    p.probe().unwrap();
+    let key = [0x42u8; 32];
+    let blob = p.wrap(&key).unwrap();
+    assert_eq!(p.unwrap(&blob).unwrap().as_slice(), &key);
+    // Every byte flipped in turn: each is refused (malformed, not loaded by the TPM, or a
+    // policy that does not hold), never a panic, never another key.
+    let mut messages = std::collections::BTreeSet::new();
+    for i in 0..blob.len() {
+        let mut bad = blob.clone();
+        bad[i] ^= 0x01;
+        match p.unwrap(&bad) {
+            Err(e) => {
+                let e = e.to_string();
+                messages.insert(e.split(": ").next().unwrap_or_default().to_string());
+            }
+            Ok(k) => assert_eq!(k.as_slice(), &key, "byte {i} flipped gave another key"),
+        }
+    }
+    println!("tampered blobs: {messages:?}");
+    // Dropping the PCR selection does not lift the policy.
+    let stripped = {
+        let mut b = blob.clone();
+        assert_eq!(&b[1..3], &[1, 7]);
+        b.splice(1..3, [0u8]);
+        b
+    };
+    let e = p.unwrap(&stripped).unwrap_err().to_string();
+    assert!(e.contains("unseal"), "{e}");
+    assert!(p.unwrap(&[]).is_err());
+    assert!(p.unwrap(&[1]).is_err());
+}
