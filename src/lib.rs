@@ -7,7 +7,8 @@
 //!   (XChaCha20-Poly1305 under subkeys of a random 256-bit master key).
 //! - The master key is wrapped in **key slots**: a passphrase (Argon2id), an external 256-bit key
 //!   (key file, environment variable), or a [`KeyProvider`]: the app's own, or a ready one in
-//!   `providers` (age recipients with feature `age`, the OS keychain with feature `keyring`).
+//!   `providers` (age recipients with feature `age`, the OS keychain with feature `keyring`, a
+//!   PKCS#11 token with feature `pkcs11`).
 //!   Each slot has a [`Role`].
 //! - **Soft-delete** with a retention period, **recover**, **purge**, and **purge protection**
 //!   that once on cannot be turned off.
@@ -44,7 +45,7 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;
-#[cfg(any(feature = "age", feature = "keyring-core"))]
+#[cfg(any(feature = "age", feature = "keyring-core", feature = "pkcs11"))]
 pub mod providers;
 mod secret;
 mod slot;

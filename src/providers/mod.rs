@@ -7,6 +7,9 @@
 //! - [`KeychainProvider`] (features `keyring`, or one store alone: `keyring-keyutils`,
 //!   `keyring-secret-service`, `keyring-apple`, `keyring-windows`): the key-encryption key lives
 //!   in the OS credential store; the slot holds the entry's name.
+//! - [`Pkcs11Provider`] (feature `pkcs11`): the key-encryption key is wrapped by a key that
+//!   never leaves a PKCS#11 token (an HSM, a smart card, a YubiKey's PIV applet), found by a
+//!   PKCS#11 URI.
 //!
 //! Their blob encodings are in `docs/FORMAT.md` ("Provider slots").
 
@@ -14,8 +17,14 @@
 mod age;
 #[cfg(feature = "keyring-core")]
 mod keychain;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 
 #[cfg(feature = "age")]
 pub use self::age::{AGE_PROVIDER_ID, AgeProvider};
 #[cfg(feature = "keyring-core")]
 pub use self::keychain::{KEYCHAIN_PROVIDER_ID, KEYCHAIN_SERVICE, KeychainProvider, KeychainStore};
+#[cfg(feature = "pkcs11")]
+pub use self::pkcs11::{
+    PKCS11_MODULE_ENV, PKCS11_PIN_ENV, PKCS11_PROVIDER_ID, PinCallback, Pkcs11Provider,
+};
