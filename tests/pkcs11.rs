@@ -291,9 +291,7 @@ impl Hsm {
     /// An unlocker with the module and `pin`.
     fn unlocker(&self, p: &str) -> Credential {
         Credential::provider(Arc::new(
-            Pkcs11Provider::unlocker()
-                .module(&self.module)
-                .pin(pin(p)),
+            Pkcs11Provider::unlocker().module(&self.module).pin(pin(p)),
         ))
     }
 }
@@ -545,8 +543,14 @@ fn wrong_module_is_clear(hsm: &Hsm) {
     std::fs::write(&not_a_library, b"not a shared library").unwrap();
     for (module, says) in [
         (None, "no PKCS#11 module"),
-        (Some(Path::new("/nonexistent/libpkcs11.so")), "does not exist"),
-        (Some(not_a_library.as_path()), "cannot load the PKCS#11 module"),
+        (
+            Some(Path::new("/nonexistent/libpkcs11.so")),
+            "does not exist",
+        ),
+        (
+            Some(not_a_library.as_path()),
+            "cannot load the PKCS#11 module",
+        ),
     ] {
         let mut p = Pkcs11Provider::unlocker().pin(pin(PIN));
         if let Some(m) = module {
@@ -579,7 +583,10 @@ fn tampered_blob_is_refused(hsm: &Hsm) {
             bad[i] ^= 0x01;
             match p.unwrap(&bad) {
                 Err(_) => {}
-                Ok(k) => panic!("{uri}: byte {i} flipped gave a key back ({} bytes)", k.len()),
+                Ok(k) => panic!(
+                    "{uri}: byte {i} flipped gave a key back ({} bytes)",
+                    k.len()
+                ),
             }
         }
         let last = blob.len() - 1;
@@ -664,7 +671,10 @@ fn uri_choices_are_honoured(hsm: &Hsm) {
     assert!(e.contains("2 keys match"), "{e}");
     let p = hsm.provider(&format!("serial={serial};object=wrap;id=%02"));
     let blob = p.wrap(&[3u8; 32]).unwrap();
-    assert_eq!(hsm_unlocker(hsm).unwrap(&blob).unwrap().as_slice(), &[3u8; 32]);
+    assert_eq!(
+        hsm_unlocker(hsm).unwrap(&blob).unwrap().as_slice(),
+        &[3u8; 32]
+    );
     // The key with id %01 does not open what %02 wrapped.
     hsm.delete_keys("app", "wrap");
     hsm.aes_key("app", "wrap", &[0x02]);
@@ -683,7 +693,10 @@ fn uri_choices_are_honoured(hsm: &Hsm) {
         "object=wrap",
         "token=app;object=wrap;library-description=x",
     ] {
-        assert!(Pkcs11Provider::new(&format!("pkcs11:{bad}")).is_err(), "{bad}");
+        assert!(
+            Pkcs11Provider::new(&format!("pkcs11:{bad}")).is_err(),
+            "{bad}"
+        );
     }
 }
 

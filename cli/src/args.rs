@@ -409,7 +409,8 @@ pub struct InitArgs {
     pub provider: NewProviderArgs,
 }
 
-/// A new key slot kept outside the vault: wrapped to age recipients, or in the OS keychain.
+/// A new key slot kept outside the vault: wrapped to age recipients, in the OS keychain, or by a
+/// key on a PKCS#11 token.
 #[derive(Debug, Args)]
 pub struct NewProviderArgs {
     /// The slot opens with an age identity: its key is wrapped to this recipient (repeatable;
@@ -427,6 +428,14 @@ pub struct NewProviderArgs {
     /// [default: the platform's; on Linux the Secret Service when it answers, else keyutils]
     #[arg(long, value_name = "STORE", requires = "keychain")]
     pub keychain_store: Option<String>,
+    /// The slot opens with a key on a PKCS#11 token (an HSM, a smart card, a YubiKey's PIV
+    /// applet): its key is wrapped by the key this PKCS#11 URI names
+    ///
+    /// `pkcs11:token=LABEL;object=KEY` (RFC 7512; also serial=, id=, type=secret-key or
+    /// type=private). The module comes from `?module-path=` or TRESOR_PKCS11_MODULE, the PIN
+    /// from `pin-value=`/`pin-source=`, TRESOR_PKCS11_PIN, or a prompt.
+    #[arg(long, value_name = "URI", conflicts_with_all = ["age", "keychain"])]
+    pub pkcs11: Option<String>,
 }
 
 /// Properties shared by `set` and `update`.
@@ -645,7 +654,7 @@ pub struct SlotAddArgs {
         long = "key-file",
         id = "new_key_file",
         value_name = "NEWKEY",
-        conflicts_with_all = ["new_passphrase_file", "age", "keychain"]
+        conflicts_with_all = ["new_passphrase_file", "age", "keychain", "pkcs11"]
     )]
     pub new_key_file: Option<PathBuf>,
     /// Unlock the vault with this key file (after `add`, --key-file names the new key)
@@ -653,7 +662,7 @@ pub struct SlotAddArgs {
     #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
     pub unlock_key_file: Option<PathBuf>,
     /// The new slot opens with the passphrase in this file (else a prompt asks for one)
-    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain"])]
+    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain", "pkcs11"])]
     pub new_passphrase_file: Option<PathBuf>,
     /// Label of the slot (named in audit records as the actor)
     #[arg(long)]

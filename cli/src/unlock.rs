@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tresor::providers::{AgeProvider, KeychainProvider, KeychainStore};
+use tresor::providers::{
+    AgeProvider, KeychainProvider, KeychainStore, PKCS11_MODULE_ENV, Pkcs11Provider,
+};
 use tresor::{AuditLevel, Credential, Error, FileWitness, Options, Vault};
 use zeroize::Zeroizing;
 
@@ -34,7 +36,7 @@ pub enum Kind {
     Key,
     /// A passphrase.
     Passphrase,
-    /// A key provider: age identities, the OS keychain.
+    /// A key provider: age identities, the OS keychain, a PKCS#11 token.
     Provider,
 }
 
@@ -203,6 +205,26 @@ pub fn keychain_unlocker() -> Credential {
     Credential::provider(Arc::new(KeychainProvider::unlocker()))
 }
 
+/// Asks for a PKCS#11 token's PIN on the terminal (after TRESOR_PKCS11_PIN and the URI's
+/// `pin-value=`/`pin-source=`); none without a terminal.
+fn pkcs11_pin(what: &str) -> Option<tresor::secrecy::SecretString> {
+    if !can_prompt() {
+        return None;
+    }
+    let pin = crate::prompt::hidden(&format!("PIN for {}: ", escape(what))).ok()?;
+    Some(tresor::secrecy::SecretString::from(pin.to_string()))
+}
+
+/// The credential that opens the vault's PKCS#11 slots, when a module is configured
+/// (TRESOR_PKCS11_MODULE): the token and key each slot names, the PIN from TRESOR_PKCS11_PIN or
+/// a prompt.
+pub fn pkcs11_unlocker() -> Option<Credential> {
+    std::env::var_os(PKCS11_MODULE_ENV).filter(|m| !m.is_empty())?;
+    Some(Credential::provider(Arc::new(
+        Pkcs11Provider::unlocker().pin_callback(pkcs11_pin),
+    )))
+}
+
 /// Whether a credential was named (a flag or an environment variable): then the keychain is
 /// not tried.
 fn credential_given(g: &Global) -> bool {
@@ -222,6 +244,13 @@ pub fn new_provider(p: &NewProviderArgs, label: &str) -> CliResult<Option<(Crede
             n => format!("; wrapped to {n} age recipients"),
         };
         return Ok(Some((Credential::provider(Arc::new(provider)), note)));
+    }
+    if let Some(uri) = &p.pkcs11 {
+        let provider = Pkcs11Provider::new(uri)?.pin_callback(pkcs11_pin);
+        return Ok(Some((
+            Credential::provider(Arc::new(provider)),
+            "; its key wrapped by a key on a PKCS#11 token".to_string(),
+        )));
     }
     if !p.keychain {
         return Ok(None);
@@ -355,38 +384,43 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
     }
     let options = adjust(open_options(g, &path)?);
     // No credential named: the OS keychain opens the vault if one of its slots keeps its key
-    // there. A vault without keychain slots answers WrongKey at once, without any store asked.
-    let mut keychain_failed = None;
+    // there, else a PKCS#11 token when a module is configured (TRESOR_PKCS11_MODULE). A vault
+    // without such slots answers WrongKey at once, without any store or token asked.
+    let mut failed: Vec<String> = Vec::new();
     if !credential_given(g) {
-        match Vault::open(&path, &keychain_unlocker(), options.clone()) {
-            Ok(vault) => {
-                note_unfinished(&vault, &shown);
-                return Ok(Opened {
-                    vault,
-                    kind: Kind::Provider,
-                });
+        let mut tries = vec![("the OS keychain", keychain_unlocker())];
+        if let Some(c) = pkcs11_unlocker() {
+            tries.push(("the PKCS#11 token", c));
+        }
+        for (who, unlocker) in tries {
+            match Vault::open(&path, &unlocker, options.clone()) {
+                Ok(vault) => {
+                    note_unfinished(&vault, &shown);
+                    return Ok(Opened {
+                        vault,
+                        kind: Kind::Provider,
+                    });
+                }
+                Err(Error::WrongKey) => {}
+                Err(Error::Provider(why)) => {
+                    failed.push(format!("{who} did not open {shown}: {why}"))
+                }
+                Err(e) => return Err(open_error(&path, e)),
             }
-            Err(Error::WrongKey) => {}
-            Err(Error::Provider(why)) => keychain_failed = Some(why),
-            Err(e) => return Err(open_error(&path, e)),
         }
     }
     let (credential, kind) = match credential(g, &path, false) {
         Ok(c) => c,
         Err(e) => {
-            return Err(match keychain_failed {
-                Some(why) => CliError::new(format!(
-                    "the OS keychain did not open {shown}: {why}; and {e}"
-                )),
-                None => e,
+            return Err(if failed.is_empty() {
+                e
+            } else {
+                CliError::new(format!("{}; and {e}", failed.join("; ")))
             });
         }
     };
-    if let Some(why) = keychain_failed {
-        eprintln!(
-            "note: the OS keychain did not open {shown}: {}",
-            escape(&why)
-        );
+    for why in failed {
+        eprintln!("note: {}", escape(&why));
     }
     let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
     note_unfinished(&vault, &shown);

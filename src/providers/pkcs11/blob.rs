@@ -84,10 +84,14 @@ pub(crate) fn decode(blob: &[u8]) -> Result<Blob, String> {
 }
 
 fn check(b: &Blob) -> Result<(), String> {
-    let names_ok = [b.token_label.len(), b.token_serial.len(), b.object_label.len()]
-        .into_iter()
-        .chain([b.object_id.len()])
-        .all(|n| n <= NAME_MAX);
+    let names_ok = [
+        b.token_label.len(),
+        b.token_serial.len(),
+        b.object_label.len(),
+    ]
+    .into_iter()
+    .chain([b.object_id.len()])
+    .all(|n| n <= NAME_MAX);
     if !names_ok {
         return Err("a token or key name is longer than 256 bytes".into());
     }

@@ -112,7 +112,10 @@ impl fmt::Debug for Pkcs11Provider {
 impl Pkcs11Provider {
     /// A provider that makes slots wrapped by the key `uri` names (and unlocks any PKCS#11
     /// slot). Fails on a URI it cannot use: not `pkcs11:`, no token or no key named, an
-    /// attribute it does not support (`docs/SECURITY.md` lists them).
+    /// attribute it does not support. Path attributes: `token`, `serial`, `manufacturer`,
+    /// `model`, `slot-id`, `object`, `id`, `type` (`secret-key`, `private`, `public`); query
+    /// attributes: `module-path`, `pin-value`, `pin-source` (a file); vendor attributes (`x-…`)
+    /// are ignored. Values are percent-decoded (`id=%01%02`, `token=My%20HSM`).
     pub fn new(uri: &str) -> Result<Self> {
         Ok(Pkcs11Provider {
             uri: Some(Pkcs11Uri::parse(uri)?),
@@ -245,8 +248,8 @@ fn context(module: &Path) -> std::result::Result<Pkcs11, String> {
             "the PKCS#11 module {shown} does not exist (is the token's middleware installed?)"
         ));
     }
-    let ctx = Pkcs11::new(module)
-        .map_err(|e| format!("cannot load the PKCS#11 module {shown}: {e}"))?;
+    let ctx =
+        Pkcs11::new(module).map_err(|e| format!("cannot load the PKCS#11 module {shown}: {e}"))?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => {
@@ -290,7 +293,9 @@ fn describe(e: &CkError) -> String {
             RvError::TokenNotPresent | RvError::DeviceRemoved => {
                 "the token was removed (CKR_TOKEN_NOT_PRESENT)".into()
             }
-            RvError::DeviceError | RvError::DeviceMemory => "the token failed (device error)".into(),
+            RvError::DeviceError | RvError::DeviceMemory => {
+                "the token failed (device error)".into()
+            }
             RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange => {
                 "the wrapped key does not decrypt under this key: it was altered, or the key \
                  was replaced"

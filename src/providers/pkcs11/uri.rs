@@ -151,15 +151,13 @@ impl Pkcs11Uri {
         for attr in query.split('&').filter(|a| !a.is_empty()) {
             let (name, value) = attr
                 .split_once('=')
-                .ok_or_else(|| {
-                    bad(format!("a query attribute has no `=` ({})", name_of(attr)))
-                })?;
+                .ok_or_else(|| bad(format!("a query attribute has no `=` ({})", name_of(attr))))?;
             match name {
                 "module-path" => set(&mut u.module_path, PathBuf::from(text(value, name)?), name)?,
                 "pin-value" => {
                     let pin = Zeroizing::new(percent_decode(value, name)?);
-                    let pin = std::str::from_utf8(&pin)
-                        .map_err(|_| bad("pin-value is not UTF-8"))?;
+                    let pin =
+                        std::str::from_utf8(&pin).map_err(|_| bad("pin-value is not UTF-8"))?;
                     set(&mut u.pin_value, Zeroizing::new(pin.to_string()), name)?
                 }
                 "pin-source" => {
@@ -187,7 +185,9 @@ impl Pkcs11Uri {
             }
         }
         if u.token.is_none() && u.serial.is_none() && u.slot_id.is_none() {
-            return Err(bad("it names no token (token=LABEL, serial=… or slot-id=…)"));
+            return Err(bad(
+                "it names no token (token=LABEL, serial=… or slot-id=…)",
+            ));
         }
         if u.object.is_none() && u.id.is_none() {
             return Err(bad("it names no key (object=LABEL or id=%XX…)"));
@@ -247,7 +247,10 @@ mod tests {
             ("pkcs11:object=k", "names no token"),
             ("pkcs11:token=t", "names no key"),
             ("pkcs11:token=t;object=k;library-version=1", "not supported"),
-            ("pkcs11:token=t;object=k?module-name=softhsm2", "module-path"),
+            (
+                "pkcs11:token=t;object=k?module-name=softhsm2",
+                "module-path",
+            ),
             ("pkcs11:token=t;object=k;type=cert", "type=cert"),
             ("pkcs11:token=t;token=u;object=k", "twice"),
             ("pkcs11:token=%zz;object=k", "%-escape"),
