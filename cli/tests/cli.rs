@@ -2805,6 +2805,9 @@ fn pkcs11_init_and_unlock_without_flags() {
     // No flag: the module and PIN from the environment open it.
     let out = run(&["set", "db", "v"], pin);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["get", "db"], pin);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, b"v");
     assert_eq!(out.stderr, "");
     let out = run(&["slot", "list"], pin);
     assert_eq!(out.code, 0, "{}", out.stderr);
