@@ -350,6 +350,16 @@ fn aes_slot_reopens(hsm: &Hsm) {
     assert_eq!(v.get("db").unwrap().expose_str(), Some("s3cret"));
     v.close().unwrap();
 
+    // A master-key rotation needs the token for that slot, and the slot opens after it.
+    let v = open(&path, &key).unwrap();
+    let e = v.rotate_master_key(&[], |_| {}).unwrap_err();
+    assert!(matches!(e, Error::MissingCredential { .. }), "{e:?}");
+    v.rotate_master_key(&[hsm.unlocker(PIN)], |_| {}).unwrap();
+    v.close().unwrap();
+    let v = open(&path, &hsm.unlocker(PIN)).unwrap();
+    assert_eq!(v.get("db").unwrap().expose_str(), Some("s3cret"));
+    v.close().unwrap();
+
     // The provider alone: what it wraps comes back, and the blob names the token and key.
     let p = hsm.provider("token=app;object=tresor-wrap;type=secret-key");
     let kek = [0x5au8; 32];
