@@ -2753,13 +2753,13 @@ fn pkcs11_init_and_unlock_without_flags() {
         so_pin,
     ]);
     let aes = env.path("aes.key");
+    // softhsm2-util cuts an imported key at a NUL or a newline byte: the key's bytes are 32 hex
+    // digits of a random key (128 random bits; enough for a test key).
     let hex = tresor::Credential::generate_key()
         .unwrap()
         .key_hex()
         .unwrap();
-    let key: Vec<u8> = (0..32)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
+    let key = hex.as_bytes()[..32].to_vec();
     std::fs::write(&aes, key).unwrap();
     softhsm(&[
         "--import",
