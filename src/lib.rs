@@ -8,7 +8,7 @@
 //! - The master key is wrapped in **key slots**: a passphrase (Argon2id), an external 256-bit key
 //!   (key file, environment variable), or a [`KeyProvider`]: the app's own, or a ready one in
 //!   `providers` (age recipients with feature `age`, the OS keychain with feature `keyring`, a TPM
-//!   with feature `tpm`).
+//!   with feature `tpm`, a PKCS#11 token with feature `pkcs11`).
 //!   Each slot has a [`Role`].
 //! - **Soft-delete** with a retention period, **recover**, **purge**, and **purge protection**
 //!   that once on cannot be turned off.
@@ -46,7 +46,12 @@ mod files;
 pub mod fuzzing;
 mod limits;
 mod memlock;
-#[cfg(any(feature = "age", feature = "keyring-core", all(feature = "tpm", unix)))]
+#[cfg(any(
+    feature = "age",
+    feature = "keyring-core",
+    all(feature = "tpm", unix),
+    feature = "pkcs11"
+))]
 pub mod providers;
 mod secret;
 mod slot;

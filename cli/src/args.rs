@@ -415,8 +415,8 @@ pub struct InitArgs {
     pub provider: NewProviderArgs,
 }
 
-/// A new key slot kept outside the vault: wrapped to age recipients, in the OS keychain, or
-/// sealed to a TPM.
+/// A new key slot kept outside the vault: wrapped to age recipients, in the OS keychain, sealed
+/// to a TPM, or by a key on a PKCS#11 token.
 #[derive(Debug, Args)]
 pub struct NewProviderArgs {
     /// The slot opens with an age identity: its key is wrapped to this recipient (repeatable;
@@ -437,13 +437,21 @@ pub struct NewProviderArgs {
     /// The slot opens with this device's TPM 2.0: its key is sealed to the TPM (named by
     /// TRESOR_TPM_TCTI, TPM2TOOLS_TCTI or TCTI, else device:/dev/tpmrm0). Needs a tresor built
     /// with the `tpm` feature
-    #[arg(long, conflicts_with = "keychain")]
+    #[arg(long, conflicts_with_all = ["keychain", "pkcs11"])]
     pub tpm: bool,
     /// The SHA-256 PCRs the --tpm slot is bound to (their current values), e.g. 0,7: a device
     /// that booted something else cannot unseal it
     #[arg(long, value_name = "PCRS", requires = "tpm", value_delimiter = ',',
           value_parser = clap::value_parser!(u8).range(0..=23))]
     pub pcrs: Vec<u8>,
+    /// The slot opens with a key on a PKCS#11 token (an HSM, a smart card, a YubiKey's PIV
+    /// applet): its key is wrapped by the key this PKCS#11 URI names
+    ///
+    /// `pkcs11:token=LABEL;object=KEY` (RFC 7512; also serial=, id=, type=secret-key or
+    /// type=private). The module comes from `?module-path=` or TRESOR_PKCS11_MODULE, the PIN
+    /// from `pin-value=`/`pin-source=`, TRESOR_PKCS11_PIN, or a prompt.
+    #[arg(long, value_name = "URI", conflicts_with_all = ["age", "keychain"])]
+    pub pkcs11: Option<String>,
 }
 
 /// Properties shared by `set` and `update`.
@@ -678,7 +686,7 @@ pub struct SlotAddArgs {
         long = "key-file",
         id = "new_key_file",
         value_name = "NEWKEY",
-        conflicts_with_all = ["new_passphrase_file", "age", "keychain", "tpm"]
+        conflicts_with_all = ["new_passphrase_file", "age", "keychain", "tpm", "pkcs11"]
     )]
     pub new_key_file: Option<PathBuf>,
     /// Unlock the vault with this key file (after `add`, --key-file names the new key)
@@ -686,7 +694,7 @@ pub struct SlotAddArgs {
     #[arg(long = "unlock-key-file", id = "key_file", value_name = "PATH")]
     pub unlock_key_file: Option<PathBuf>,
     /// The new slot opens with the passphrase in this file (else a prompt asks for one)
-    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain", "tpm"])]
+    #[arg(long, value_name = "F", conflicts_with_all = ["age", "keychain", "tpm", "pkcs11"])]
     pub new_passphrase_file: Option<PathBuf>,
     /// Label of the slot (named in audit records as the actor)
     #[arg(long)]

@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tresor::providers::{AgeProvider, KeychainProvider, KeychainStore};
+use tresor::providers::{
+    AgeProvider, KeychainProvider, KeychainStore, PKCS11_MODULE_ENV, Pkcs11Provider,
+};
 use tresor::{AuditLevel, Credential, Error, FileWitness, Options, Vault};
 use zeroize::Zeroizing;
 
@@ -34,7 +36,7 @@ pub enum Kind {
     Key,
     /// A passphrase.
     Passphrase,
-    /// A key provider: age identities, the OS keychain, a TPM.
+    /// A key provider: age identities, the OS keychain, a TPM, a PKCS#11 token.
     Provider,
 }
 
@@ -245,6 +247,26 @@ fn new_tpm(_: &NewProviderArgs) -> CliResult<(Credential, String)> {
     ))
 }
 
+/// Asks for a PKCS#11 token's PIN on the terminal (after TRESOR_PKCS11_PIN and the URI's
+/// `pin-value=`/`pin-source=`); none without a terminal.
+fn pkcs11_pin(what: &str) -> Option<tresor::secrecy::SecretString> {
+    if !can_prompt() {
+        return None;
+    }
+    let pin = crate::prompt::hidden(&format!("PIN for {}: ", escape(what))).ok()?;
+    Some(tresor::secrecy::SecretString::from(pin.to_string()))
+}
+
+/// The credential that opens the vault's PKCS#11 slots, when a module is configured
+/// (TRESOR_PKCS11_MODULE): the token and key each slot names, the PIN from TRESOR_PKCS11_PIN or
+/// a prompt.
+pub fn pkcs11_unlocker() -> Option<Credential> {
+    std::env::var_os(PKCS11_MODULE_ENV).filter(|m| !m.is_empty())?;
+    Some(Credential::provider(Arc::new(
+        Pkcs11Provider::unlocker().pin_callback(pkcs11_pin),
+    )))
+}
+
 /// Whether a credential was named (a flag or an environment variable): then the keychain is
 /// not tried.
 fn credential_given(g: &Global) -> bool {
@@ -267,6 +289,13 @@ pub fn new_provider(p: &NewProviderArgs, label: &str) -> CliResult<Option<(Crede
     }
     if p.tpm {
         return new_tpm(p).map(Some);
+    }
+    if let Some(uri) = &p.pkcs11 {
+        let provider = Pkcs11Provider::new(uri)?.pin_callback(pkcs11_pin);
+        return Ok(Some((
+            Credential::provider(Arc::new(provider)),
+            "; its key wrapped by a key on a PKCS#11 token".to_string(),
+        )));
     }
     if !p.keychain {
         return Ok(None);
@@ -400,14 +429,19 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
     }
     let options = adjust(open_options(g, &path)?);
     // No credential named: the OS keychain opens the vault if one of its slots keeps its key
-    // there. A vault without keychain slots answers WrongKey at once, without any store asked.
-    // The TPM likewise, when this build has TPM support.
-    let mut keychain_failed = None;
+    // there, else the TPM (when this build has TPM support), else a PKCS#11 token when a module
+    // is configured (TRESOR_PKCS11_MODULE). A vault without such slots answers WrongKey at once,
+    // without any store, TPM or token asked.
+    let mut failed: Vec<String> = Vec::new();
     if !credential_given(g) {
-        let unlockers = std::iter::once(("the OS keychain", keychain_unlocker()))
-            .chain(tpm_unlocker().map(|c| ("the TPM", c)));
-        let mut failed = Vec::new();
-        for (what, unlocker) in unlockers {
+        let mut tries = vec![("the OS keychain", keychain_unlocker())];
+        if let Some(c) = tpm_unlocker() {
+            tries.push(("the TPM", c));
+        }
+        if let Some(c) = pkcs11_unlocker() {
+            tries.push(("the PKCS#11 token", c));
+        }
+        for (who, unlocker) in tries {
             match Vault::open(&path, &unlocker, options.clone()) {
                 Ok(vault) => {
                     note_unfinished(&vault, &shown);
@@ -417,29 +451,25 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
                     });
                 }
                 Err(Error::WrongKey) => {}
-                Err(Error::Provider(why)) => failed.push((what, why)),
+                Err(Error::Provider(why)) => {
+                    failed.push(format!("{who} did not open {shown}: {why}"))
+                }
                 Err(e) => return Err(open_error(&path, e)),
             }
-        }
-        if !failed.is_empty() {
-            let names: Vec<&str> = failed.iter().map(|(what, _)| *what).collect();
-            let whys: Vec<String> = failed.into_iter().map(|(_, why)| why).collect();
-            keychain_failed = Some((names.join(" and "), whys.join("; ")));
         }
     }
     let (credential, kind) = match credential(g, &path, false) {
         Ok(c) => c,
         Err(e) => {
-            return Err(match keychain_failed {
-                Some((what, why)) => {
-                    CliError::new(format!("{what} did not open {shown}: {why}; and {e}"))
-                }
-                None => e,
+            return Err(if failed.is_empty() {
+                e
+            } else {
+                CliError::new(format!("{}; and {e}", failed.join("; ")))
             });
         }
     };
-    if let Some((what, why)) = keychain_failed {
-        eprintln!("note: {what} did not open {shown}: {}", escape(&why));
+    for why in failed {
+        eprintln!("note: {}", escape(&why));
     }
     let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
     note_unfinished(&vault, &shown);

@@ -21,6 +21,8 @@ const TRESOR_VARS: &[&str] = &[
     "TRESOR_KDF",
     "TRESOR_AGE_IDENTITY",
     "TRESOR_TPM_TCTI",
+    "TRESOR_PKCS11_MODULE",
+    "TRESOR_PKCS11_PIN",
 ];
 
 /// What a finished command printed.
@@ -2880,4 +2882,197 @@ fn tpm_flag_without_the_tpm_feature_is_a_clear_error() {
     let line = env.fails(&["init", "--tpm"]);
     assert!(line.contains("built without TPM support"), "{line}");
     assert!(!env.vault.exists(), "nothing is created");
+}
+
+/// SoftHSM2's PKCS#11 module, when it and `softhsm2-util` are installed.
+fn softhsm_module() -> Option<PathBuf> {
+    Command::new("softhsm2-util")
+        .arg("--version")
+        .output()
+        .ok()?;
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+#[test]
+fn pkcs11_init_and_unlock_without_flags() {
+    let Some(module) = softhsm_module() else {
+        println!("skipped: SoftHSM2 is not installed (apt-get install softhsm2)");
+        return;
+    };
+    let env = Env::bare();
+    // A private SoftHSM2 token directory, a token, and an AES key imported into it.
+    let tokens = env.path("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = env.path("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let softhsm = |args: &[&str]| {
+        let out = Command::new("softhsm2-util")
+            .args(args)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "softhsm2-util {args:?}: {out:?}");
+    };
+    let (pin, so_pin) = ("424242", "97531975");
+    softhsm(&[
+        "--init-token",
+        "--free",
+        "--label",
+        "cli",
+        "--pin",
+        pin,
+        "--so-pin",
+        so_pin,
+    ]);
+    let aes = env.path("aes.key");
+    // softhsm2-util cuts an imported key at a NUL or a newline byte: the key's bytes are 32 hex
+    // digits of a random key (128 random bits; enough for a test key).
+    let hex = tresor::Credential::generate_key()
+        .unwrap()
+        .key_hex()
+        .unwrap();
+    let key = hex.as_bytes()[..32].to_vec();
+    std::fs::write(&aes, key).unwrap();
+    softhsm(&[
+        "--import",
+        aes.to_str().unwrap(),
+        "--aes",
+        "--token",
+        "cli",
+        "--label",
+        "wrap",
+        "--id",
+        "01",
+        "--pin",
+        pin,
+    ]);
+    std::fs::remove_file(&aes).unwrap();
+    let vars = |pin: &'static str| -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("SOFTHSM2_CONF", conf.clone().into_os_string()),
+            ("TRESOR_PKCS11_MODULE", module.clone().into_os_string()),
+            ("TRESOR_PKCS11_PIN", pin.into()),
+        ]
+    };
+    let run = |args: &[&str], pin: &'static str| {
+        let v = vars(pin);
+        let refs: Vec<(&str, &std::ffi::OsStr)> =
+            v.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        without_key(&env, args, &refs)
+    };
+
+    // `init --pkcs11`: the first slot's key is wrapped on the token.
+    let out = run(
+        &[
+            "init",
+            "--pkcs11",
+            "pkcs11:token=cli;object=wrap",
+            "--label",
+            "hsm",
+        ],
+        pin,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.text().contains("PKCS#11 token"), "{}", out.text());
+    // No flag: the module and PIN from the environment open it.
+    let out = run(&["set", "db", "v"], pin);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["get", "db"], pin);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, b"v");
+    assert_eq!(out.stderr, "");
+    let out = run(&["slot", "list"], pin);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.text().contains("provider (pkcs11)"), "{}", out.text());
+    // `slot add --key-file`, then `slot add --pkcs11` with the same key: a second PKCS#11 slot.
+    let out = run(
+        &[
+            "slot",
+            "add",
+            "--key-file",
+            env.key.to_str().unwrap(),
+            "--label",
+            "spare",
+            "--role",
+            "owner",
+        ],
+        pin,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(
+        &[
+            "slot",
+            "add",
+            "--pkcs11",
+            "pkcs11:token=cli;id=%01;type=secret-key",
+            "--label",
+            "reader",
+            "--role",
+            "reader",
+        ],
+        pin,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.text().contains("added key slot 3"), "{}", out.text());
+    // `--pkcs11` with `--age` is a usage error.
+    let out = run(
+        &[
+            "slot",
+            "add",
+            "--pkcs11",
+            "pkcs11:token=cli;object=wrap",
+            "--age",
+            "age1x",
+            "--label",
+            "x",
+            "--role",
+            "reader",
+        ],
+        pin,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+
+    // A wrong PIN: one error line naming the slot and the cause, never the PIN; nothing written.
+    let before = std::fs::read(&env.vault).unwrap();
+    let line = error_line(&run(&["get", "db"], "000000"), &[]);
+    assert!(line.contains("the PKCS#11 token did not open"), "{line}");
+    assert!(line.contains("key slot 1 (\"hsm\")"), "{line}");
+    assert!(line.contains("wrong PIN"), "{line}");
+    assert!(!line.contains("000000") && !line.contains(pin), "{line}");
+    assert_eq!(std::fs::read(&env.vault).unwrap(), before);
+    // The key file still opens it.
+    assert_eq!(env.get("db"), b"v");
+    // A URI it cannot use is refused before anything is made.
+    let line = error_line(
+        &run(
+            &[
+                "slot",
+                "add",
+                "--pkcs11",
+                "pkcs11:object=wrap",
+                "--label",
+                "y",
+                "--role",
+                "reader",
+            ],
+            pin,
+        ),
+        &[],
+    );
+    assert!(line.contains("names no token"), "{line}");
 }

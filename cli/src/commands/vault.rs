@@ -170,12 +170,16 @@ pub fn rotate_and_compact(g: &Global, vault: &Vault, others: &OtherCredentials) 
     for p in &others.also_passphrase_file {
         credentials.push(unlock::passphrase_file(p)?);
     }
-    // Slots kept outside the vault: the age identities given, and the keychain's entries.
+    // Slots kept outside the vault: the age identities given, the keychain's entries, and the
+    // PKCS#11 tokens when a module is configured.
     if let Some(c) = unlock::age_identities(g)? {
         credentials.push(c);
     }
     credentials.push(unlock::keychain_unlocker());
     credentials.extend(unlock::tpm_unlocker());
+    if let Some(c) = unlock::pkcs11_unlocker() {
+        credentials.push(c);
+    }
     let bar = ProgressBar::new(0).with_message("re-encrypting");
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records") {
         bar.set_style(style.progress_chars("=> "));
