@@ -34,6 +34,8 @@
 
 mod access;
 mod actor;
+#[cfg(all(unix, feature = "agent"))]
+pub mod agent;
 mod audit;
 mod clock;
 mod crypto;
