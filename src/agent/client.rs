@@ -173,8 +173,13 @@ impl Client {
         };
         drop(frame);
         let io = |e: FrameError| match e {
-            FrameError::Closed => self.gone("the holder closed the connection (it stopped, or was killed)"),
-            other => self.gone(format!("the holder went away mid-request: {}", other.describe())),
+            FrameError::Closed => {
+                self.gone("the holder closed the connection (it stopped, or was killed)")
+            }
+            other => self.gone(format!(
+                "the holder went away mid-request: {}",
+                other.describe()
+            )),
         };
         sent.map_err(io)?;
         let body = read_frame(&mut BufReader::new(&stream)).map_err(io)?;
@@ -507,9 +512,7 @@ impl Client {
             label: label.to_string(),
             role: role.code(),
         })? {
-            Response::NewToken { token, info } => {
-                Ok(NewToken::from_parts(token, info.try_into()?))
-            }
+            Response::NewToken { token, info } => Ok(NewToken::from_parts(token, info.try_into()?)),
             _ => Err(self.unexpected()),
         }
     }

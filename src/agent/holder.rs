@@ -1,9 +1,10 @@
 //! The serving side: a process that holds a vault open answers its clients on a Unix socket.
 
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,9 @@ struct Shared {
     last: Mutex<Instant>,
     active: AtomicUsize,
     socket: PathBuf,
+    /// The open connections, shut down when the holder stops.
+    conns: Mutex<HashMap<u64, UnixStream>>,
+    next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -119,6 +123,38 @@ impl Shared {
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the accept loop.
         let _ = UnixStream::connect(&self.socket);
+        // Ends every connection: a client's next call gets an error, and no thread keeps the
+        // vault open after the holder stopped.
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn register(&self, stream: &UnixStream) -> Option<u64> {
+        let id = self.next_conn.fetch_add(1, Ordering::SeqCst);
+        let clone = stream.try_clone().ok()?;
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, clone);
+        if self.stop.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        Some(id)
+    }
+
+    fn unregister(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
     }
 
     fn touch(&self) {
@@ -183,7 +219,11 @@ impl Holder {
     /// Listens at `socket` (its directory made 0700 if missing, refused if another user owns
     /// it or others may enter it; the socket 0600). A stale socket (nothing answers) is
     /// replaced; a live one is [`Error::Locked`].
-    pub fn bind(socket: impl AsRef<Path>, vault: Arc<Vault>, options: HolderOptions) -> Result<Holder> {
+    pub fn bind(
+        socket: impl AsRef<Path>,
+        vault: Arc<Vault>,
+        options: HolderOptions,
+    ) -> Result<Holder> {
         let socket = socket.as_ref().to_path_buf();
         let dir = socket
             .parent()
@@ -213,6 +253,8 @@ impl Holder {
                 last: Mutex::new(Instant::now()),
                 active: AtomicUsize::new(0),
                 socket,
+                conns: Mutex::new(HashMap::new()),
+                next_conn: AtomicU64::new(0),
             }),
             since: now,
         })
@@ -276,7 +318,9 @@ impl Holder {
             let spawned = std::thread::Builder::new()
                 .name("tresor-holder".to_string())
                 .spawn(move || {
+                    let id = shared.register(&stream);
                     connection(&stream, &vault, &shared, &options, &status);
+                    shared.unregister(id);
                     shared.touch();
                     shared.active.fetch_sub(1, Ordering::SeqCst);
                 });
@@ -284,7 +328,7 @@ impl Holder {
                 self.shared.active.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.stop(StopReason::Stopped);
         let _ = std::fs::remove_file(&self.shared.socket);
         if let Some(t) = idle_watch {
             let _ = t.join();
@@ -328,7 +372,10 @@ fn connection(
             Ok(b) => b,
             Err(FrameError::Closed) => return,
             Err(e @ (FrameError::TooLarge(_) | FrameError::Version(_) | FrameError::Decode)) => {
-                let _ = write_frame(&mut writer, &Response::Error(WireError::Agent(e.describe())));
+                let _ = write_frame(
+                    &mut writer,
+                    &Response::Error(WireError::Agent(e.describe())),
+                );
                 return;
             }
             // A client that died or stalled mid-message: nothing of it was acted on.
@@ -337,11 +384,21 @@ fn connection(
         let frame: RequestFrame = match decode(&body) {
             Ok(f) => f,
             Err(e) => {
-                let _ = write_frame(&mut writer, &Response::Error(WireError::Agent(e.describe())));
+                let _ = write_frame(
+                    &mut writer,
+                    &Response::Error(WireError::Agent(e.describe())),
+                );
                 return;
             }
         };
         drop(body);
+        if shared.stop.load(Ordering::SeqCst) {
+            let _ = write_frame(
+                &mut writer,
+                &Response::Error(WireError::Agent("the holder has stopped".to_string())),
+            );
+            return;
+        }
         shared.touch();
         let lock = matches!(frame.request, Request::Lock);
         let response = match answer(frame, vault, status, shared) {
@@ -393,7 +450,12 @@ fn limit(n: u32) -> usize {
 }
 
 /// Runs one request on the view of the vault the client acts as.
-fn answer(frame: RequestFrame, vault: &Vault, status: &StatusInfo, shared: &Shared) -> Result<Response> {
+fn answer(
+    frame: RequestFrame,
+    vault: &Vault,
+    status: &StatusInfo,
+    shared: &Shared,
+) -> Result<Response> {
     let view;
     let v = match frame.actor {
         Some(actor) => {
@@ -463,9 +525,9 @@ fn answer(frame: RequestFrame, vault: &Vault, status: &StatusInfo, shared: &Shar
                 next: page.next,
             }
         }
-        Request::ListVersions { name } => Response::PropertiesList(
-            v.list_versions(&name)?.iter().map(Into::into).collect(),
-        ),
+        Request::ListVersions { name } => {
+            Response::PropertiesList(v.list_versions(&name)?.iter().map(Into::into).collect())
+        }
         Request::Delete { name } => Response::Deleted((&v.delete(&name)?).into()),
         Request::Recover { name } => Response::Properties((&v.recover(&name)?).into()),
         Request::Purge { name } => {
@@ -488,13 +550,11 @@ fn answer(frame: RequestFrame, vault: &Vault, status: &StatusInfo, shared: &Shar
                 .map(Into::into)
                 .collect(),
         ),
-        Request::BackupSecret { name } => {
-            Response::Blob(Zeroizing::new(v.backup_secret(&name)?))
-        }
+        Request::BackupSecret { name } => Response::Blob(Zeroizing::new(v.backup_secret(&name)?)),
         Request::RestoreSecret { blob } => Response::Properties((&v.restore_secret(&blob)?).into()),
-        Request::Audit { after, limit: n } => Response::Audit(
-            v.audit(after, limit(n))?.iter().map(Into::into).collect(),
-        ),
+        Request::Audit { after, limit: n } => {
+            Response::Audit(v.audit(after, limit(n))?.iter().map(Into::into).collect())
+        }
         Request::AuditLen => Response::Count(v.audit_len()?),
         Request::VerifyAudit => Response::Count(v.verify_audit()?),
         Request::Checkpoint => Response::Checkpoint(v.checkpoint()?.to_string()),
@@ -515,10 +575,14 @@ fn answer(frame: RequestFrame, vault: &Vault, status: &StatusInfo, shared: &Shar
                 parsed.push((name, value, options.into_options()?));
             }
             Response::PropertiesList(
-                v.set_many(parsed.iter().map(|(n, val, o)| (n.as_str(), val.as_slice(), o)))?
-                    .iter()
-                    .map(Into::into)
-                    .collect(),
+                v.set_many(
+                    parsed
+                        .iter()
+                        .map(|(n, val, o)| (n.as_str(), val.as_slice(), o)),
+                )?
+                .iter()
+                .map(Into::into)
+                .collect(),
             )
         }
         Request::Flush => {

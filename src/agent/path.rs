@@ -64,7 +64,10 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
 pub(crate) fn check_private_dir(dir: &Path) -> Result<()> {
     let m = std::fs::symlink_metadata(dir)?;
     if !m.is_dir() {
-        return Err(refused(dir, "the socket directory is not a directory".into()));
+        return Err(refused(
+            dir,
+            "the socket directory is not a directory".into(),
+        ));
     }
     if m.uid() != current_uid() {
         return Err(refused(

@@ -393,14 +393,12 @@ impl TryFrom<WireAudit> for AuditRecord {
             error: r.error,
             principal: match r.principal {
                 None => None,
-                Some(WirePrincipal::Slot { id, role: r }) => Some(Principal::Slot {
-                    id,
-                    role: role(r)?,
-                }),
-                Some(WirePrincipal::Token { id, role: r }) => Some(Principal::Token {
-                    id,
-                    role: role(r)?,
-                }),
+                Some(WirePrincipal::Slot { id, role: r }) => {
+                    Some(Principal::Slot { id, role: role(r)? })
+                }
+                Some(WirePrincipal::Token { id, role: r }) => {
+                    Some(Principal::Token { id, role: role(r)? })
+                }
             },
         })
     }
@@ -729,7 +727,11 @@ pub(crate) fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(
         return Err(FrameError::TooLarge(len));
     }
     let mut frame = Zeroizing::new(Vec::with_capacity(len + 4));
-    frame.extend_from_slice(&u32::try_from(len).map_err(|_| FrameError::TooLarge(len))?.to_be_bytes());
+    frame.extend_from_slice(
+        &u32::try_from(len)
+            .map_err(|_| FrameError::TooLarge(len))?
+            .to_be_bytes(),
+    );
     frame.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
     frame.extend_from_slice(&body);
     w.write_all(&frame).map_err(FrameError::Io)?;

@@ -162,7 +162,8 @@ impl Vault {
             role: self.role,
             principal: None,
         };
-        self.inner.note(view.pending(op, None, None, Some(err)), true)?;
+        self.inner
+            .note(view.pending(op, None, None, Some(err)), true)?;
         self.flush()
     }
 
