@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+mod agent;
 mod args;
 mod commands;
 mod dotenv;
@@ -18,6 +20,7 @@ mod parse;
 mod prompt;
 #[cfg(feature = "server")]
 mod serve;
+mod store;
 mod time;
 mod unlock;
 

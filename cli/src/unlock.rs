@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tresor::providers::{AgeProvider, KeychainProvider, KeychainStore};
 use tresor::{AuditLevel, Credential, Error, FileWitness, Options, Vault};
@@ -325,6 +326,8 @@ pub struct Opened {
     pub vault: Vault,
     /// The credential's kind.
     pub kind: Kind,
+    /// The credential that opened it (`unlock` hands a passphrase on to the agent it starts).
+    pub credential: Credential,
 }
 
 /// Opens the vault with the global flags; `verify` checks the whole file first.
@@ -358,12 +361,14 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
     // there. A vault without keychain slots answers WrongKey at once, without any store asked.
     let mut keychain_failed = None;
     if !credential_given(g) {
-        match Vault::open(&path, &keychain_unlocker(), options.clone()) {
+        let keychain = keychain_unlocker();
+        match open_waiting(g, &path, &keychain, options.clone()) {
             Ok(vault) => {
                 note_unfinished(&vault, &shown);
                 return Ok(Opened {
                     vault,
                     kind: Kind::Provider,
+                    credential: keychain,
                 });
             }
             Err(Error::WrongKey) => {}
@@ -388,9 +393,44 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
             escape(&why)
         );
     }
-    let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
+    let vault =
+        open_waiting(g, &path, &credential, options).map_err(|e| open_error(&path, e))?;
     note_unfinished(&vault, &shown);
-    Ok(Opened { vault, kind })
+    Ok(Opened {
+        vault,
+        kind,
+        credential,
+    })
+}
+
+/// Opens the vault, retrying for up to `--wait` seconds while another process has the file
+/// open (a short command that will soon close it).
+fn open_waiting(
+    g: &Global,
+    path: &Path,
+    credential: &Credential,
+    options: Options,
+) -> tresor::Result<Vault> {
+    let wait = Duration::from_secs_f64(if g.wait.is_finite() {
+        g.wait.clamp(0.0, 86_400.0)
+    } else {
+        0.0
+    });
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match Vault::open(path, credential, options.clone()) {
+            Err(Error::Locked) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Error::Locked);
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A note on stderr when a compaction or a rotation of the vault was cut short.
@@ -425,6 +465,12 @@ fn open_error(path: &Path, e: Error) -> CliError {
             "{}\nif {shown} was restored from an older copy on purpose, accept it with \
              `tresor witness reset` (as an owner; recorded in the audit log)",
             describe(&e, None)
+        )),
+        Error::Locked => CliError::new(format!(
+            "locked: {shown} is open in another process, and was for all of --wait (no agent \
+             or `tresor serve` holds it, or commands would go through it): wait for that \
+             process to close it, raise --wait, or start an agent (`tresor unlock`) so that \
+             commands share one open vault"
         )),
         other => CliError::new(describe(&other, None)),
     }

@@ -44,6 +44,8 @@ pub struct HolderStatus {
     pub role: Role,
     /// Whether [`Client::lock`] stops it.
     pub lockable: bool,
+    /// The key slot that unlocked the holder's vault.
+    pub unlocked_slot: Option<u32>,
 }
 
 /// A connection to the holder of a vault. `Send + Sync`; calls from several threads take turns
@@ -241,6 +243,7 @@ impl Client {
                 actor: s.actor,
                 role: super::protocol::role(s.role)?,
                 lockable: s.lockable,
+                unlocked_slot: s.unlocked_slot,
             }),
             _ => Err(self.unexpected()),
         }

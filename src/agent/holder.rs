@@ -476,6 +476,7 @@ fn answer(
             actor: vault.actor().to_string(),
             role: vault.role().code(),
             lockable: status.lockable,
+            unlocked_slot: vault.unlocked_slot(),
         }),
         Request::Lock => {
             if status.lockable {

@@ -180,6 +180,7 @@ pub(crate) struct WireStatus {
     pub actor: String,
     pub role: u8,
     pub lockable: bool,
+    pub unlocked_slot: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
