@@ -56,7 +56,12 @@ pub trait Store {
 macro_rules! forward {
     ($t:ty, $unlocked:expr) => {
         impl Store for $t {
-            fn set_with(&self, name: &str, value: &[u8], o: &SetOptions) -> Result<SecretProperties> {
+            fn set_with(
+                &self,
+                name: &str,
+                value: &[u8],
+                o: &SetOptions,
+            ) -> Result<SecretProperties> {
                 <$t>::set_with(self, name, value, o)
             }
             fn set_many<'a>(
@@ -68,7 +73,11 @@ macro_rules! forward {
             fn get_with(&self, name: &str, o: &GetOptions) -> Result<Secret> {
                 <$t>::get_with(self, name, o)
             }
-            fn properties(&self, name: &str, version: Option<&VersionId>) -> Result<SecretProperties> {
+            fn properties(
+                &self,
+                name: &str,
+                version: Option<&VersionId>,
+            ) -> Result<SecretProperties> {
                 <$t>::properties(self, name, version)
             }
             fn update_properties(
@@ -100,7 +109,11 @@ macro_rules! forward {
             fn deleted_properties(&self, name: &str) -> Result<DeletedSecret> {
                 <$t>::deleted_properties(self, name)
             }
-            fn list_deleted(&self, cursor: Option<&str>, limit: usize) -> Result<Page<DeletedSecret>> {
+            fn list_deleted(
+                &self,
+                cursor: Option<&str>,
+                limit: usize,
+            ) -> Result<Page<DeletedSecret>> {
                 <$t>::list_deleted(self, cursor, limit)
             }
             fn backup_secret(&self, name: &str) -> Result<Vec<u8>> {

@@ -393,8 +393,7 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
             escape(&why)
         );
     }
-    let vault =
-        open_waiting(g, &path, &credential, options).map_err(|e| open_error(&path, e))?;
+    let vault = open_waiting(g, &path, &credential, options).map_err(|e| open_error(&path, e))?;
     note_unfinished(&vault, &shown);
     Ok(Opened {
         vault,

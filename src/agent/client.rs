@@ -302,9 +302,7 @@ impl Client {
 
     /// As [`Vault::get_version`](crate::Vault::get_version).
     pub fn get_version(&self, name: &str, version: &VersionId) -> Result<Secret> {
-        let mut o = GetOptions::default();
-        o.version = Some(*version);
-        self.get_with(name, &o)
+        self.get_with(name, &GetOptions::from_wire(Some(version.0), false))
     }
 
     /// As [`Vault::get_with`](crate::Vault::get_with).

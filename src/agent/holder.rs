@@ -310,7 +310,6 @@ impl Holder {
                 );
                 continue;
             }
-            self.shared.touch();
             let vault = self.vault.clone();
             let shared = self.shared.clone();
             let options = self.options.clone();
@@ -321,7 +320,6 @@ impl Holder {
                     let id = shared.register(&stream);
                     connection(&stream, &vault, &shared, &options, &status);
                     shared.unregister(id);
-                    shared.touch();
                     shared.active.fetch_sub(1, Ordering::SeqCst);
                 });
             if spawned.is_err() {
@@ -399,14 +397,20 @@ fn connection(
             );
             return;
         }
-        shared.touch();
+        // A status request (`tresor status`, a client finding the holder) is not activity.
+        let activity = !matches!(frame.request, Request::Status);
+        if activity {
+            shared.touch();
+        }
         let lock = matches!(frame.request, Request::Lock);
         let response = match answer(frame, vault, status, shared) {
             Ok(r) => r,
             Err(e) => Response::Error(WireError::from(&e)),
         };
         let sent = write_frame(&mut writer, &response);
-        shared.touch();
+        if activity {
+            shared.touch();
+        }
         if lock && options.lockable {
             shared.stop(StopReason::Locked);
             return;

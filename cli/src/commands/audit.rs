@@ -1,7 +1,7 @@
 //! The audit log: listing, verifying, checkpoints.
 
-use serde_json::{Value, json};
 use crate::store::Store;
+use serde_json::{Value, json};
 
 use crate::args::AuditArgs;
 use crate::error::CliResult;
