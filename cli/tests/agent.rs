@@ -144,8 +144,6 @@ fn eight_processes_through_an_agent() {
     assert!(out.starts_with("unlocked: an agent (pid "), "{out}");
     let pid = env.holder_pid().expect("an agent holds the vault");
     concurrent_traffic(&env);
-    // Identical output on both paths: the same listing through the agent and directly.
-    let through = env.ok(&["list", "--json"]);
     let audit = env.ok(&["audit", "--json"]);
     assert!(audit.contains("\"SecretSet\""));
     // Commands that need the file itself say who holds it.
@@ -156,8 +154,21 @@ fn eight_processes_through_an_agent() {
         err.contains(&format!("held by an agent (pid {pid})")) && err.contains("tresor lock"),
         "{err}"
     );
+    let missing = env.run(&["get", "nope"], b"");
+    env.ok(&["delete", "p0-s0"]);
+    let deleted = env.run(&["show", "p0-s0"], b"");
+    // Identical output on both paths: the same listing through the agent and directly.
+    let through = env.ok(&["list", "--json"]);
     assert!(env.ok(&["lock"]).starts_with("locked: an agent"));
+    // Identical output and exit status on the file itself.
     assert_eq!(env.ok(&["list", "--json"]), through);
+    for (held, args) in [(missing, ["get", "nope"]), (deleted, ["show", "p0-s0"])] {
+        let direct = env.run(&args, b"");
+        assert_eq!(held.status.code(), Some(1));
+        assert_eq!(direct.status.code(), held.status.code());
+        assert_eq!(direct.stdout, held.stdout);
+        assert_eq!(direct.stderr, held.stderr);
+    }
     verified_directly(&env);
 }
 

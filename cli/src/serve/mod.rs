@@ -97,7 +97,16 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     let vault = opened.vault;
     // The CLI (`tresor get`, `tresor token create`, …) goes through this process meanwhile.
     #[cfg(unix)]
-    let held = hold(&path, &vault)?;
+    let held = match hold(&path, &vault) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!(
+                "tresor serve: note: other tresor commands cannot use the vault while the server \
+                 runs: {e}"
+            );
+            None
+        }
+    };
     let settings = vault.settings()?;
     let tenant = auth::tenant(vault.vault_id());
     let tls = tls::setup(
@@ -191,8 +200,7 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     ));
     drop(runtime);
     #[cfg(unix)]
-    {
-        let (handle, thread) = held;
+    if let Some((handle, thread)) = held {
         handle.stop();
         let _ = thread.join();
     }
