@@ -196,7 +196,8 @@ impl HolderHandle {
 ///
 /// # let dir = tempfile::tempdir().unwrap();
 /// let vault = Arc::new(Vault::create_in_memory(&Credential::generate_key()?, Options::new())?);
-/// let socket = dir.path().join("vault.sock");
+/// // Its directory is made 0700 when missing; one open to other users is refused.
+/// let socket = dir.path().join("run").join("vault.sock");
 /// let holder = Holder::bind(&socket, vault, HolderOptions::new())?;
 /// let handle = holder.handle();
 /// let serving = std::thread::spawn(move || holder.serve());
