@@ -368,3 +368,13 @@ fn rustix_uid() -> u32 {
     f.as_file().metadata().unwrap().uid()
 }
 
+#[test]
+fn a_connection_the_holder_closed_while_idle_is_replaced() {
+    let mut s = serve(HolderOptions::new().io_timeout(Duration::from_millis(100)));
+    let c = Client::connect(&s.socket).unwrap();
+    c.set("x", "1").unwrap();
+    // Longer than the holder lets a connection idle: it has closed this one.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(c.get("x").unwrap().expose(), b"1");
+    assert_eq!(s.stop(), StopReason::Locked);
+}

@@ -162,8 +162,10 @@ impl Client {
     fn call(&self, request: Request) -> Result<Response> {
         let mut guard = self.guard();
         let stream = match guard.take() {
-            Some(s) => s,
-            None => self.open()?,
+            // The holder closes a connection that stayed idle (or it restarted): such a
+            // connection is replaced before the request is sent, never after.
+            Some(s) if alive(&s) => s,
+            _ => self.open()?,
         };
         let frame = RequestFrame {
             actor: self.actor.clone(),
@@ -539,4 +541,20 @@ impl Client {
         let r = self.call(Request::Flush)?;
         self.unit_of(r)
     }
+}
+
+/// Whether the holder's end of an idle connection is still open: nothing is due on it between
+/// two calls, so a read that would block means open, and an end of file (or anything else)
+/// means the connection is done.
+fn alive(stream: &UnixStream) -> bool {
+    use std::io::Read;
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let open = matches!(
+        (&*stream).read(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    stream.set_nonblocking(false).is_ok() && open
 }

@@ -106,6 +106,8 @@ struct Shared {
     reason: Mutex<Option<StopReason>>,
     last: Mutex<Instant>,
     active: AtomicUsize,
+    /// Requests being answered now.
+    busy: AtomicUsize,
     socket: PathBuf,
     /// The open connections, shut down when the holder stops.
     conns: Mutex<HashMap<u64, UnixStream>>,
@@ -253,6 +255,7 @@ impl Holder {
                 reason: Mutex::new(None),
                 last: Mutex::new(Instant::now()),
                 active: AtomicUsize::new(0),
+                busy: AtomicUsize::new(0),
                 socket,
                 conns: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(0),
@@ -282,7 +285,7 @@ impl Holder {
                 let step = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
                 while !shared.stop.load(Ordering::SeqCst) {
                     std::thread::sleep(step);
-                    if shared.active.load(Ordering::SeqCst) == 0 && shared.idle_for() >= idle {
+                    if shared.busy.load(Ordering::SeqCst) == 0 && shared.idle_for() >= idle {
                         shared.stop(StopReason::Idle);
                     }
                 }
@@ -404,10 +407,12 @@ fn connection(
             shared.touch();
         }
         let lock = matches!(frame.request, Request::Lock);
+        shared.busy.fetch_add(1, Ordering::SeqCst);
         let response = match answer(frame, vault, status, shared) {
             Ok(r) => r,
             Err(e) => Response::Error(WireError::from(&e)),
         };
+        shared.busy.fetch_sub(1, Ordering::SeqCst);
         let sent = write_frame(&mut writer, &response);
         if activity {
             shared.touch();
