@@ -301,7 +301,11 @@ impl Holder {
             if self.shared.stop.load(Ordering::SeqCst) {
                 break;
             }
-            let Ok(stream) = conn else { continue };
+            let Ok(stream) = conn else {
+                // Out of descriptors or the like: a pause instead of a busy loop.
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
             let active = self.shared.active.fetch_add(1, Ordering::SeqCst);
             if active >= self.options.max_connections {
                 self.shared.active.fetch_sub(1, Ordering::SeqCst);
