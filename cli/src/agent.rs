@@ -46,8 +46,13 @@ pub fn holder(g: &Global) -> CliResult<Option<Held>> {
             e.kind(),
             std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
         ) {
-            // A stale socket of this user's (the directory check below refuses others').
-            let _ = std::fs::remove_file(&socket);
+            // A stale socket (its holder was killed): removed when it is this user's.
+            use std::os::unix::fs::MetadataExt;
+            let mine = std::fs::symlink_metadata(&socket)
+                .is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw());
+            if mine {
+                let _ = std::fs::remove_file(&socket);
+            }
             return Ok(None);
         }
         return Err(CliError::new(format!(
