@@ -317,3 +317,60 @@ fn a_briefly_locked_file_is_waited_for() {
     assert!(slow.wait().unwrap().success());
     assert_eq!(env.ok(&["get", "slow"]), "s");
 }
+
+/// `tresor unlock` asks for the passphrase once, on the terminal; the commands after it need
+/// no credential at all.
+#[test]
+fn unlock_prompts_once_and_commands_need_no_credential() {
+    let env = Env::new();
+    let vault = env.dir.path().join("p.tresor");
+    let with_vault = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("TRESOR_VAULT", &vault).env_remove("TRESOR_KEY_FILE");
+        c
+    };
+    let out = with_vault(&["init"])
+        .env("TRESOR_PASSPHRASE", "correct horse")
+        .env("TRESOR_KDF", "min")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let script = format!(
+        "{} unlock --idle 5m; echo status=$?",
+        env!("CARGO_BIN_EXE_tresor")
+    );
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &script])
+        .current_dir(env.dir.path())
+        .env("XDG_RUNTIME_DIR", env.dir.path().join("run"))
+        .env("XDG_STATE_HOME", env.dir.path().join("state"))
+        .env("TRESOR_VAULT", &vault)
+        .env_remove("TRESOR_KEY_FILE")
+        .env_remove("TRESOR_PASSPHRASE");
+    let mut session = match rexpect::session::spawn_command(sh, Some(30_000)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: no pseudo-terminal could be had here ({e})");
+            return;
+        }
+    };
+    session.exp_string("Passphrase for").expect("the prompt");
+    session.send("correct horse\r").unwrap();
+    session.flush().unwrap();
+    let said = session.exp_string("status=").expect("unlock ended");
+    assert!(said.contains("unlocked: an agent"), "{said}");
+    assert_eq!(session.exp_eof().unwrap().trim(), "0");
+    // No key, no passphrase, no terminal: through the agent.
+    let set = with_vault(&["set", "db"]).stdin(Stdio::piped()).spawn();
+    let mut set = set.unwrap();
+    set.stdin.take().unwrap().write_all(b"v").unwrap();
+    assert!(set.wait().unwrap().success());
+    let out = with_vault(&["get", "db"]).output().unwrap();
+    assert_eq!(out.stdout, b"v", "{}", String::from_utf8_lossy(&out.stderr));
+    let out = with_vault(&["lock"]).output().unwrap();
+    assert!(out.status.success());
+    // Locked: the passphrase is needed again.
+    let out = with_vault(&["get", "db"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key or passphrase"));
+}

@@ -1,7 +1,6 @@
 //! The client side: a process that is not the holder uses the vault through its socket, with
 //! methods named and typed like [`Vault`](crate::Vault)'s.
 
-use std::io::{BufReader, BufWriter};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -172,7 +171,8 @@ impl Client {
             request,
         };
         let sent = {
-            let mut w = BufWriter::new(&stream);
+            // Unbuffered: frames go from and to zeroizing buffers only.
+            let mut w = &stream;
             write_frame(&mut w, &frame)
         };
         drop(frame);
@@ -186,7 +186,7 @@ impl Client {
             )),
         };
         sent.map_err(io)?;
-        let body = read_frame(&mut BufReader::new(&stream)).map_err(io)?;
+        let body = read_frame(&mut &stream).map_err(io)?;
         let response: Response = decode(&body).map_err(|e| self.gone(e.describe()))?;
         *guard = Some(stream);
         match response {

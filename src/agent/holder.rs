@@ -1,7 +1,6 @@
 //! The serving side: a process that holds a vault open answers its clients on a Unix socket.
 
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -367,12 +366,14 @@ fn connection(
 ) {
     let _ = stream.set_read_timeout(Some(options.io_timeout));
     let _ = stream.set_write_timeout(Some(options.io_timeout));
-    let mut writer = BufWriter::new(stream);
+    // Unbuffered on purpose: a frame is written whole from a zeroizing buffer and read straight
+    // into one, so no copy of a value is left in an I/O buffer that is not wiped.
+    let mut writer = stream;
     if let Err(e) = check_peer(stream, vault) {
         let _ = write_frame(&mut writer, &Response::Error(WireError::from(&e)));
         return;
     }
-    let mut reader = BufReader::new(stream);
+    let mut reader = stream;
     loop {
         let body = match read_frame(&mut reader) {
             Ok(b) => b,

@@ -720,21 +720,22 @@ impl FrameError {
     }
 }
 
-/// Writes one frame: length, version, the postcard encoding of `msg`.
+/// Writes one frame: length, version, the postcard encoding of `msg`. The frame is measured
+/// first and encoded into one zeroizing buffer of its exact size (no reallocation leaves a copy
+/// behind), then written with one call.
 pub(crate) fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    let body = Zeroizing::new(postcard::to_allocvec(msg).map_err(|_| FrameError::Decode)?);
-    let len = body.len() + 2;
+    let size: usize =
+        postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
+            .map_err(|_| FrameError::Decode)?;
+    let len = size + 2;
     if len > MAX_MESSAGE {
         return Err(FrameError::TooLarge(len));
     }
-    let mut frame = Zeroizing::new(Vec::with_capacity(len + 4));
-    frame.extend_from_slice(
-        &u32::try_from(len)
-            .map_err(|_| FrameError::TooLarge(len))?
-            .to_be_bytes(),
-    );
-    frame.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    frame.extend_from_slice(&body);
+    let mut frame = Zeroizing::new(vec![0u8; len + 4]);
+    let declared = u32::try_from(len).map_err(|_| FrameError::TooLarge(len))?;
+    frame[..4].copy_from_slice(&declared.to_be_bytes());
+    frame[4..6].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    postcard::to_slice(msg, &mut frame[6..]).map_err(|_| FrameError::Decode)?;
     w.write_all(&frame).map_err(FrameError::Io)?;
     w.flush().map_err(FrameError::Io)
 }
