@@ -334,7 +334,11 @@ fn unlock_prompts_once_and_commands_need_no_credential() {
         .env("TRESOR_KDF", "min")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let script = format!(
         "{} unlock --idle 5m; echo status=$?",
         env!("CARGO_BIN_EXE_tresor")
@@ -361,7 +365,10 @@ fn unlock_prompts_once_and_commands_need_no_credential() {
     assert!(said.contains("unlocked: an agent"), "{said}");
     assert_eq!(session.exp_eof().unwrap().trim(), "0");
     // No key, no passphrase, no terminal: through the agent.
-    let set = with_vault(&["set", "db"]).stdin(Stdio::piped()).spawn();
+    let set = with_vault(&["set", "db"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn();
     let mut set = set.unwrap();
     set.stdin.take().unwrap().write_all(b"v").unwrap();
     assert!(set.wait().unwrap().success());

@@ -724,9 +724,8 @@ impl FrameError {
 /// first and encoded into one zeroizing buffer of its exact size (no reallocation leaves a copy
 /// behind), then written with one call.
 pub(crate) fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    let size: usize =
-        postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
-            .map_err(|_| FrameError::Decode)?;
+    let size: usize = postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
+        .map_err(|_| FrameError::Decode)?;
     let len = size + 2;
     if len > MAX_MESSAGE {
         return Err(FrameError::TooLarge(len));
@@ -764,6 +763,8 @@ pub(crate) fn read_frame(r: &mut impl Read) -> Result<Zeroizing<Vec<u8>>, FrameE
     r.read_exact(&mut version).map_err(FrameError::Io)?;
     let version = u16::from_be_bytes(version);
     if version != PROTOCOL_VERSION {
+        // The body is read and dropped, so that the answer is not lost to a reset connection.
+        let _ = io::copy(&mut r.take(len as u64 - 2), &mut io::sink());
         return Err(FrameError::Version(version));
     }
     let mut body = Zeroizing::new(vec![0u8; len - 2]);
