@@ -54,6 +54,11 @@ fn bench(c: &mut Criterion) {
     let key = Credential::key(key_bytes);
     let key_file = dir.path().join("bench.key");
     std::fs::write(&key_file, key_bytes).expect("key file");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+            .expect("key file mode");
+    }
     // The held vault, and a second one that no process holds.
     let held_path = dir.path().join("held.tresor");
     let vault = Arc::new(fill(&held_path, &key));
