@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use tresor::{
-    AuditRecord, Checkpoint, DeletedSecret, GetOptions, NewToken, Page, PropertiesUpdate, Result,
-    Role, Secret, SecretProperties, SetOptions, SlotInfo, TokenInfo, Vault, VaultSettings,
-    VersionId,
+    AuditRecord, Checkpoint, DeletedSecret, GetOptions, Page, PropertiesUpdate, Result, Secret,
+    SecretProperties, SetOptions, SlotInfo, Vault, VaultSettings, VersionId,
 };
+#[cfg(feature = "server")]
+use tresor::{NewToken, Role, TokenInfo};
 
 /// The vault operations the commands use, named and typed as `Vault`'s.
 pub trait Store {
@@ -47,8 +48,11 @@ pub trait Store {
     fn slots(&self) -> Result<Vec<SlotInfo>>;
     /// The slot that unlocked the vault (the holder's, through a holder).
     fn unlocked_slot(&self) -> Option<u32>;
+    #[cfg(feature = "server")]
     fn create_token(&self, label: &str, role: Role) -> Result<NewToken>;
+    #[cfg(feature = "server")]
     fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
+    #[cfg(feature = "server")]
     fn revoke_token(&self, id: &str) -> Result<TokenInfo>;
 }
 
@@ -144,12 +148,15 @@ macro_rules! forward {
                 let f: fn(&$t) -> Option<u32> = $unlocked;
                 f(self)
             }
+            #[cfg(feature = "server")]
             fn create_token(&self, label: &str, role: Role) -> Result<NewToken> {
                 <$t>::create_token(self, label, role)
             }
+            #[cfg(feature = "server")]
             fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
                 <$t>::list_tokens(self)
             }
+            #[cfg(feature = "server")]
             fn revoke_token(&self, id: &str) -> Result<TokenInfo> {
                 <$t>::revoke_token(self, id)
             }

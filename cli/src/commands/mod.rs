@@ -111,8 +111,21 @@ pub struct Held {
     /// The connection to it.
     #[cfg(unix)]
     pub client: tresor::agent::Client,
+    /// Without Unix domain sockets there are no holders: this cannot be made.
+    #[cfg(not(unix))]
+    never: std::convert::Infallible,
     /// What it is, for messages: "an agent (pid 123)".
     pub what: String,
+}
+
+impl Held {
+    /// The holder as the commands see a vault.
+    pub fn store(&self) -> &dyn Store {
+        #[cfg(unix)]
+        return &self.client;
+        #[cfg(not(unix))]
+        match self.never {}
+    }
 }
 
 /// The holder of the vault the global flags name, if one runs.
@@ -146,10 +159,7 @@ fn held_error(held: &Held, name: &str) -> CliError {
 /// Runs a command through the vault's holder. Commands that need the file itself fail with a
 /// message naming the holder and how to stop it.
 fn routed(held: &Held, command: &Command) -> CliResult<()> {
-    #[cfg(unix)]
-    let v: &dyn Store = &held.client;
-    #[cfg(not(unix))]
-    let v: &dyn Store = unreachable!("no holders without Unix domain sockets");
+    let v = held.store();
     let exclusive = |name: &str| Err(held_error(held, name));
     match command {
         Command::Set(a) => secrets::set(v, a),

@@ -16,7 +16,7 @@ use crate::{names, unlock};
 /// command, and returns its exit status. Values are never printed.
 pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
     let (env, skipped) = match super::holder(g)? {
-        Some(held) => collect(&held.client, a)?,
+        Some(held) => collect(held.store(), a)?,
         None => {
             let opened = unlock::open(g, false)?;
             let collected = collect(&opened.vault, a)?;
