@@ -249,6 +249,14 @@ fn idle_holder_locks_itself() {
 }
 
 #[test]
+fn an_idle_holder_stops_even_when_its_socket_file_was_removed() {
+    let mut s = serve(HolderOptions::new().idle(Some(Duration::from_millis(200))));
+    std::fs::remove_file(&s.socket).unwrap();
+    let reason = s.thread.take().unwrap().join().unwrap().unwrap();
+    assert_eq!(reason, StopReason::Idle);
+}
+
+#[test]
 fn a_second_holder_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
     let mut s = serve(HolderOptions::new());
     let other = Arc::new(

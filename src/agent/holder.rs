@@ -110,6 +110,9 @@ struct Shared {
     socket: PathBuf,
     /// The open connections, shut down when the holder stops.
     conns: Mutex<HashMap<u64, UnixStream>>,
+    /// The listening socket, shut down when the holder stops (which wakes the accept loop even
+    /// when the socket's file was removed).
+    listener: Option<UnixListener>,
     next_conn: AtomicU64,
 }
 
@@ -122,7 +125,10 @@ impl Shared {
             }
         }
         self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop.
+        // Wakes the accept loop: a shut-down listening socket fails its accept.
+        if let Some(l) = &self.listener {
+            let _ = rustix::net::shutdown(l, rustix::net::Shutdown::Both);
+        }
         let _ = UnixStream::connect(&self.socket);
         // Ends every connection: a client's next call gets an error, and no thread keeps the
         // vault open after the holder stopped.
@@ -245,6 +251,7 @@ impl Holder {
         }
         check_private_dir(dir)?;
         let now = vault.now();
+        let waker = listener.try_clone().ok();
         Ok(Holder {
             listener,
             vault,
@@ -257,6 +264,7 @@ impl Holder {
                 busy: AtomicUsize::new(0),
                 socket,
                 conns: Mutex::new(HashMap::new()),
+                listener: waker,
                 next_conn: AtomicU64::new(0),
             }),
             since: now,
