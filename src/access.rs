@@ -186,6 +186,9 @@ operations! {
     TokenAuthenticate = 55, Reader, "authenticate tokens";
     /// Accept a vault file that is behind or beside its rollback witness (a restored copy).
     WitnessReset = 56, Owner, "accept a restored copy of the vault";
+    /// Connect to the process that holds the vault open (feature `agent`); recorded when a
+    /// process of another user is refused.
+    AgentConnect = 57, Reader, "connect to the vault's holder";
 }
 
 impl fmt::Display for Operation {

@@ -135,6 +135,21 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// The vault's holder (an agent or `tresor serve`, feature `agent`) could not be reached at
+    /// its socket, went away mid-request, or answered with something that is not the protocol.
+    #[error("agent at {}: {reason}", socket.display())]
+    Agent {
+        /// The holder's socket.
+        socket: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A process of another user connected to the vault's holder and was refused.
+    #[error("refused: the vault's holder serves only the user it runs as (peer uid {uid})")]
+    PeerRefused {
+        /// The peer's user id.
+        uid: u32,
+    },
 }
 
 impl Error {
@@ -169,6 +184,8 @@ impl Error {
             Error::WitnessNotUpdated(_) => "WitnessNotUpdated",
             Error::Io(_) => "Io",
             Error::Random => "Random",
+            Error::Agent { .. } => "Agent",
+            Error::PeerRefused { .. } => "PeerRefused",
         }
     }
 

@@ -35,6 +35,8 @@
 
 mod access;
 mod actor;
+#[cfg(all(unix, feature = "agent"))]
+pub mod agent;
 mod audit;
 mod clock;
 mod crypto;

@@ -290,6 +290,20 @@ pub struct Global {
         help_heading = "Vault"
     )]
     pub kdf: KdfParams,
+
+    /// How long to wait for a vault file another command has open [seconds]
+    ///
+    /// When no agent or `tresor serve` holds the vault and another short command has the file
+    /// open, retry for up to this long before failing with `locked`.
+    #[arg(
+        long,
+        global = true,
+        env = "TRESOR_WAIT",
+        default_value_t = 5.0,
+        value_name = "SECONDS",
+        help_heading = "Vault"
+    )]
+    pub wait: f64,
 }
 
 /// The `--audit-reads` levels.
@@ -380,6 +394,33 @@ pub enum Command {
     #[cfg(feature = "server")]
     #[command(subcommand)]
     Identity(crate::serve::args::IdentityCommand),
+    /// Hold the vault open and unlocked, serving every tresor command and app of this user
+    #[cfg(unix)]
+    Agent(AgentArgs),
+    /// Unlock the vault once for this session: start an agent in the background
+    #[cfg(unix)]
+    Unlock(AgentArgs),
+    /// Stop the vault's agent: it wipes the key, closes the file and exits
+    #[cfg(unix)]
+    Lock,
+    /// Show whether an agent or `tresor serve` holds the vault
+    #[cfg(unix)]
+    Status,
+}
+
+/// `agent` and `unlock`.
+#[cfg(unix)]
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Lock (stop) after this long without a request: 15m, 1h, 90s, … (0 for never)
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse::idle)]
+    pub idle: std::time::Duration,
+    /// Start in the background and return once it serves (`unlock` always does)
+    #[arg(long)]
+    pub daemon: bool,
+    /// The background process itself (started by --daemon)
+    #[arg(long, hide = true)]
+    pub detached: bool,
 }
 
 /// `--json`.

@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+mod agent;
 mod args;
 mod commands;
 mod dotenv;
@@ -20,6 +22,7 @@ mod poll;
 mod prompt;
 #[cfg(feature = "server")]
 mod serve;
+mod store;
 mod time;
 mod unlock;
 

@@ -51,6 +51,14 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     time::parse_duration(s).ok_or_else(|| "expected a duration such as 30d, 12h or 1h30m".into())
 }
 
+/// An idle timeout (`agent --idle`): a duration, or `0` for none.
+pub fn idle(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    duration(s)
+}
+
 /// `--version`, `--if-version`.
 pub fn version(s: &str) -> Result<VersionId, String> {
     s.parse()

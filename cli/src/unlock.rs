@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tresor::providers::{
     AgeProvider, KeychainProvider, KeychainStore, PKCS11_MODULE_ENV, Pkcs11Provider,
@@ -399,6 +400,8 @@ pub struct Opened {
     pub vault: Vault,
     /// The credential's kind.
     pub kind: Kind,
+    /// The credential that opened it (`unlock` hands a passphrase on to the agent it starts).
+    pub credential: Credential,
 }
 
 /// Opens the vault with the global flags; `verify` checks the whole file first.
@@ -442,12 +445,13 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
             tries.push(("the PKCS#11 token", c));
         }
         for (who, unlocker) in tries {
-            match Vault::open(&path, &unlocker, options.clone()) {
+            match open_waiting(g, &path, &unlocker, options.clone()) {
                 Ok(vault) => {
                     note_unfinished(&vault, &shown);
                     return Ok(Opened {
                         vault,
                         kind: Kind::Provider,
+                        credential: unlocker,
                     });
                 }
                 Err(Error::WrongKey) => {}
@@ -471,9 +475,43 @@ pub fn open_with(g: &Global, adjust: impl FnOnce(Options) -> Options) -> CliResu
     for why in failed {
         eprintln!("note: {}", escape(&why));
     }
-    let vault = Vault::open(&path, &credential, options).map_err(|e| open_error(&path, e))?;
+    let vault = open_waiting(g, &path, &credential, options).map_err(|e| open_error(&path, e))?;
     note_unfinished(&vault, &shown);
-    Ok(Opened { vault, kind })
+    Ok(Opened {
+        vault,
+        kind,
+        credential,
+    })
+}
+
+/// Opens the vault, retrying for up to `--wait` seconds while another process has the file
+/// open (a short command that will soon close it).
+fn open_waiting(
+    g: &Global,
+    path: &Path,
+    credential: &Credential,
+    options: Options,
+) -> tresor::Result<Vault> {
+    let wait = Duration::from_secs_f64(if g.wait.is_finite() {
+        g.wait.clamp(0.0, 86_400.0)
+    } else {
+        0.0
+    });
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match Vault::open(path, credential, options.clone()) {
+            Err(Error::Locked) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Error::Locked);
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A note on stderr when a compaction or a rotation of the vault was cut short.
@@ -508,6 +546,12 @@ fn open_error(path: &Path, e: Error) -> CliError {
             "{}\nif {shown} was restored from an older copy on purpose, accept it with \
              `tresor witness reset` (as an owner; recorded in the audit log)",
             describe(&e, None)
+        )),
+        Error::Locked => CliError::new(format!(
+            "locked: {shown} is open in another process, and was for all of --wait (no agent \
+             or `tresor serve` holds it, or commands would go through it): wait for that \
+             process to close it, raise --wait, or start an agent (`tresor unlock`) so that \
+             commands share one open vault"
         )),
         other => CliError::new(describe(&other, None)),
     }

@@ -976,7 +976,7 @@ fn a_vault_open_elsewhere_is_locked() {
     env.set("db", "v");
     let key = tresor::Credential::key_file(&env.key).unwrap();
     let held = tresor::Vault::open(&env.vault, &key, tresor::Options::new()).unwrap();
-    let line = env.fails(&["get", "db"]);
+    let line = env.fails(&["--wait", "0", "get", "db"]);
     assert!(line.starts_with("error: locked"), "{line}");
     drop(held);
     assert_eq!(env.get("db"), b"v");

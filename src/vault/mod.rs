@@ -163,6 +163,32 @@ impl Vault {
         self.inner.flush_with(&self.inner.store())
     }
 
+    /// The vault clock's time.
+    #[cfg(all(unix, feature = "agent"))]
+    pub(crate) fn now(&self) -> crate::clock::Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Records a refused `op` by `actor` with the error `err`, committed now (whatever the read
+    /// audit level), as every refusal is.
+    #[cfg(all(unix, feature = "agent"))]
+    pub(crate) fn record_refusal(
+        &self,
+        actor: &str,
+        op: crate::access::Operation,
+        err: &Error,
+    ) -> Result<()> {
+        let view = Vault {
+            inner: self.inner.clone(),
+            actor: actor.into(),
+            role: self.role,
+            principal: None,
+        };
+        self.inner
+            .note(view.pending(op, None, None, Some(err)), true)?;
+        self.flush()
+    }
+
     /// Flushes buffered audit records and closes this handle (the file closes when the last
     /// clone is dropped).
     pub fn close(self) -> Result<()> {

@@ -90,6 +90,11 @@ pub struct NewToken {
 }
 
 impl NewToken {
+    #[cfg(all(unix, feature = "agent"))]
+    pub(crate) fn from_parts(token: Zeroizing<String>, info: TokenInfo) -> Self {
+        NewToken { token, info }
+    }
+
     /// The token: `tresor_` and 64 hexadecimal characters. Hand it to its holder now; the vault
     /// cannot show it again.
     pub fn expose(&self) -> &str {

@@ -1,7 +1,7 @@
 //! The audit log: listing, verifying, checkpoints.
 
+use crate::store::Store;
 use serde_json::{Value, json};
-use tresor::Vault;
 
 use crate::args::AuditArgs;
 use crate::error::CliResult;
@@ -12,7 +12,7 @@ const PAGE: usize = 1000;
 
 /// `audit`: the records (all, or the last `--tail N`), after verifying the chain with
 /// `--verify` (alone, `--verify` prints only the result).
-pub fn audit(vault: &Vault, a: &AuditArgs) -> CliResult<()> {
+pub fn audit(vault: &dyn Store, a: &AuditArgs) -> CliResult<()> {
     let verified = if a.verify {
         Some(vault.verify_audit()?)
     } else {
@@ -54,6 +54,6 @@ pub fn audit(vault: &Vault, a: &AuditArgs) -> CliResult<()> {
 }
 
 /// `checkpoint`.
-pub fn checkpoint(vault: &Vault) -> CliResult<()> {
+pub fn checkpoint(vault: &dyn Store) -> CliResult<()> {
     output::print_text(&format!("{}\n", vault.checkpoint()?))
 }

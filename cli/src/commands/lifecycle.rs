@@ -1,6 +1,8 @@
 //! Soft-delete, recover, purge, and secret backups.
 
-use tresor::{Error, Vault};
+use tresor::Error;
+
+use crate::store::Store;
 
 use super::explain;
 use crate::args::{BackupArgs, NameArg, RestoreArgs};
@@ -8,7 +10,7 @@ use crate::error::{CliError, CliResult, describe, quote};
 use crate::{files, output, time};
 
 /// `delete`.
-pub fn delete(vault: &Vault, a: &NameArg) -> CliResult<()> {
+pub fn delete(vault: &dyn Store, a: &NameArg) -> CliResult<()> {
     let d = vault
         .delete(&a.name)
         .map_err(|e| explain(vault, &a.name, None, e))?;
@@ -20,7 +22,7 @@ pub fn delete(vault: &Vault, a: &NameArg) -> CliResult<()> {
 }
 
 /// A `recover` or `purge` of a name that is not deleted: say whether it is live.
-fn not_deleted(vault: &Vault, name: &str, e: Error) -> CliError {
+fn not_deleted(vault: &dyn Store, name: &str, e: Error) -> CliError {
     if matches!(e, Error::NotFound) && vault.properties(name, None).is_ok() {
         return CliError::new(format!(
             "not deleted: {} is a live secret (delete it first)",
@@ -37,7 +39,7 @@ fn not_deleted(vault: &Vault, name: &str, e: Error) -> CliError {
 }
 
 /// `recover`.
-pub fn recover(vault: &Vault, a: &NameArg) -> CliResult<()> {
+pub fn recover(vault: &dyn Store, a: &NameArg) -> CliResult<()> {
     let p = vault
         .recover(&a.name)
         .map_err(|e| not_deleted(vault, &a.name, e))?;
@@ -49,7 +51,7 @@ pub fn recover(vault: &Vault, a: &NameArg) -> CliResult<()> {
 }
 
 /// `purge`.
-pub fn purge(vault: &Vault, a: &NameArg) -> CliResult<()> {
+pub fn purge(vault: &dyn Store, a: &NameArg) -> CliResult<()> {
     vault
         .purge(&a.name)
         .map_err(|e| not_deleted(vault, &a.name, e))?;
@@ -57,7 +59,7 @@ pub fn purge(vault: &Vault, a: &NameArg) -> CliResult<()> {
 }
 
 /// `backup NAME --out FILE`.
-pub fn backup(vault: &Vault, a: &BackupArgs) -> CliResult<()> {
+pub fn backup(vault: &dyn Store, a: &BackupArgs) -> CliResult<()> {
     if a.out.exists() {
         return Err(CliError::new(format!(
             "{} already exists (a backup never overwrites a file)",
@@ -76,7 +78,7 @@ pub fn backup(vault: &Vault, a: &BackupArgs) -> CliResult<()> {
 }
 
 /// `restore FILE`.
-pub fn restore(vault: &Vault, a: &RestoreArgs) -> CliResult<()> {
+pub fn restore(vault: &dyn Store, a: &RestoreArgs) -> CliResult<()> {
     let blob = files::read_bounded("backup file", &a.file, files::BLOB_MAX)?;
     let p = vault.restore_secret(&blob).map_err(|e| match e {
         Error::InvalidBackup(why) => CliError::new(format!(

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 
-use tresor::Vault;
+use crate::store::Store;
 use zeroize::Zeroizing;
 
 use super::explain;
@@ -15,9 +15,15 @@ use crate::{names, unlock};
 /// Reads the secrets, closes the vault (so that the command may open it too), runs the
 /// command, and returns its exit status. Values are never printed.
 pub fn run(g: &Global, a: &RunArgs) -> CliResult<ExitCode> {
-    let opened = unlock::open(g, false)?;
-    let (env, skipped) = collect(&opened.vault, a)?;
-    opened.vault.close()?;
+    let (env, skipped) = match super::holder(g)? {
+        Some(held) => collect(held.store(), a)?,
+        None => {
+            let opened = unlock::open(g, false)?;
+            let collected = collect(&opened.vault, a)?;
+            opened.vault.close()?;
+            collected
+        }
+    };
     let skipped: Vec<&str> = skipped.iter().map(String::as_str).collect();
     super::transfer::note_skipped(&skipped);
     let (program, args) = a
@@ -61,7 +67,7 @@ type Vars = Vec<(String, Zeroizing<Vec<u8>>)>;
 /// The variables to set (`--all` first, then each `--env VAR=NAME`, which wins) and the
 /// disabled secrets `--all` left out. Every variable is checked against the deny list before
 /// its secret is read; `--all` leaves a variable the environment has alone unless `--override`.
-fn collect(vault: &Vault, a: &RunArgs) -> CliResult<(Vars, Vec<String>)> {
+fn collect(vault: &dyn Store, a: &RunArgs) -> CliResult<(Vars, Vec<String>)> {
     let mut env: Vars = Vec::new();
     let mut skipped = Vec::new();
     let mut kept = Vec::new();

@@ -3,7 +3,9 @@
 use std::io::{IsTerminal, Write};
 
 use serde_json::Value;
-use tresor::{Expect, GetOptions, PropertiesUpdate, SetOptions, Vault};
+use tresor::{Expect, GetOptions, PropertiesUpdate, SetOptions};
+
+use crate::store::Store;
 use zeroize::Zeroizing;
 
 use super::explain;
@@ -13,7 +15,7 @@ use crate::output::{self, escape};
 use crate::{files, time};
 
 /// `set`: prints the new version id.
-pub fn set(vault: &Vault, a: &SetArgs) -> CliResult<()> {
+pub fn set(vault: &dyn Store, a: &SetArgs) -> CliResult<()> {
     tresor::validate_name(&a.name).about(&a.name)?;
     let value = read_value(a)?;
     let mut o = SetOptions::new().disabled(a.disabled);
@@ -76,7 +78,7 @@ fn read_value(a: &SetArgs) -> CliResult<Zeroizing<Vec<u8>>> {
 }
 
 /// `get`: the value's bytes on stdout, nothing added.
-pub fn get(vault: &Vault, a: &GetArgs) -> CliResult<()> {
+pub fn get(vault: &dyn Store, a: &GetArgs) -> CliResult<()> {
     let mut o = GetOptions::default();
     o.version = a.version;
     o.strict = a.strict;
@@ -90,7 +92,7 @@ pub fn get(vault: &Vault, a: &GetArgs) -> CliResult<()> {
 }
 
 /// `show`: properties, never the value.
-pub fn show(vault: &Vault, a: &ShowArgs) -> CliResult<()> {
+pub fn show(vault: &dyn Store, a: &ShowArgs) -> CliResult<()> {
     let p = vault
         .properties(&a.name, a.version.as_ref())
         .map_err(|e| explain(vault, &a.name, a.version.as_ref(), e))?;
@@ -102,7 +104,7 @@ pub fn show(vault: &Vault, a: &ShowArgs) -> CliResult<()> {
 }
 
 /// `list`, `list --deleted`, `list --expiring`.
-pub fn list(vault: &Vault, a: &ListArgs) -> CliResult<()> {
+pub fn list(vault: &dyn Store, a: &ListArgs) -> CliResult<()> {
     let now = time::now();
     if a.deleted {
         let mut items = Vec::new();
@@ -152,7 +154,7 @@ pub fn list(vault: &Vault, a: &ListArgs) -> CliResult<()> {
 }
 
 /// `versions`: newest first.
-pub fn versions(vault: &Vault, a: &VersionsArgs) -> CliResult<()> {
+pub fn versions(vault: &dyn Store, a: &VersionsArgs) -> CliResult<()> {
     let items = vault
         .list_versions(&a.name)
         .map_err(|e| explain(vault, &a.name, None, e))?;
@@ -166,7 +168,7 @@ pub fn versions(vault: &Vault, a: &VersionsArgs) -> CliResult<()> {
 }
 
 /// `update`: tags given with `--tag` are merged into the version's tags.
-pub fn update(vault: &Vault, a: &UpdateArgs) -> CliResult<()> {
+pub fn update(vault: &dyn Store, a: &UpdateArgs) -> CliResult<()> {
     let mut up = PropertiesUpdate::new();
     if a.enable {
         up = up.enabled(true);

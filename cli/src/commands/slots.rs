@@ -4,13 +4,15 @@ use serde_json::Value;
 use tresor::secrecy::ExposeSecret;
 use tresor::{Credential, SlotKind, SlotSpec, Vault};
 
+use crate::store::Store;
+
 use crate::args::{Global, JsonFlag, PasswdArgs, SlotAddArgs, SlotRemoveArgs};
 use crate::error::{CliError, CliResult, quote};
 use crate::output;
 use crate::unlock::{self, Kind, Opened};
 
 /// `slot list`.
-pub fn list(vault: &Vault, a: &JsonFlag) -> CliResult<()> {
+pub fn list(vault: &dyn Store, a: &JsonFlag) -> CliResult<()> {
     let slots = vault.slots()?;
     if a.json {
         output::print_json(&Value::Array(slots.iter().map(output::slot_json).collect()))

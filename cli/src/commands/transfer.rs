@@ -7,7 +7,9 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use tresor::{Error, SetOptions, Vault};
+use tresor::{Error, SetOptions};
+
+use crate::store::Store;
 use zeroize::Zeroizing;
 
 use crate::args::{ExportArgs, Format, ImportArgs};
@@ -79,7 +81,7 @@ fn read_items(a: &ImportArgs) -> CliResult<Vec<(String, Zeroizing<String>)>> {
 }
 
 /// `import FILE`: every secret in one transaction, all or nothing.
-pub fn import(vault: &Vault, a: &ImportArgs) -> CliResult<()> {
+pub fn import(vault: &dyn Store, a: &ImportArgs) -> CliResult<()> {
     let items = read_items(a)?;
     if items.is_empty() {
         return output::print_text("nothing to import\n");
@@ -90,7 +92,7 @@ pub fn import(vault: &Vault, a: &ImportArgs) -> CliResult<()> {
     }
     let options = SetOptions::new();
     let taken = Cell::new(0usize);
-    let result = vault.set_many(items.iter().map(|(name, value)| {
+    let result = vault.set_many(&mut items.iter().map(|(name, value)| {
         taken.set(taken.get() + 1);
         bar.set_position(taken.get() as u64);
         (name.as_str(), value.as_bytes(), &options)
@@ -122,7 +124,7 @@ pub fn import(vault: &Vault, a: &ImportArgs) -> CliResult<()> {
 
 /// `export`: every live secret's current value, sorted by name. Disabled secrets are left out
 /// (with a note on stderr).
-pub fn export(vault: &Vault, a: &ExportArgs) -> CliResult<()> {
+pub fn export(vault: &dyn Store, a: &ExportArgs) -> CliResult<()> {
     if let Some(out) = &a.out
         && std::fs::symlink_metadata(out).is_ok()
     {

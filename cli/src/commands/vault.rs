@@ -147,6 +147,11 @@ pub fn settings(vault: &Vault, a: &SettingsArgs) -> CliResult<()> {
             MaxVersions::Unlimited => None,
         })?;
     }
+    show_settings(vault, a)
+}
+
+/// `settings` without a change: the vault's settings.
+pub fn show_settings(vault: &dyn crate::store::Store, a: &SettingsArgs) -> CliResult<()> {
     let s = vault.settings()?;
     if a.json.json {
         output::print_json(&output::settings_json(&s))

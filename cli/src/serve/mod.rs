@@ -95,6 +95,18 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     let path = unlock::vault_path(g);
     let opened = unlock::open(g, false)?;
     let vault = opened.vault;
+    // The CLI (`tresor get`, `tresor token create`, …) goes through this process meanwhile.
+    #[cfg(unix)]
+    let held = match hold(&path, &vault) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!(
+                "tresor serve: note: other tresor commands cannot use the vault while the server \
+                 runs: {e}"
+            );
+            None
+        }
+    };
     let settings = vault.settings()?;
     let tenant = auth::tenant(vault.vault_id());
     let tls = tls::setup(
@@ -207,6 +219,11 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     if let Some(w) = watcher {
         w.stop();
     }
+    #[cfg(unix)]
+    if let Some((handle, thread)) = held {
+        handle.stop();
+        let _ = thread.join();
+    }
     // Refusals still counted in memory are recorded before the vault closes.
     refusals::record(&vault, &state.gate.ended(true));
     drop(state);
@@ -215,6 +232,39 @@ pub fn run(g: &Global, a: &ServeArgs) -> CliResult<ExitCode> {
     eprintln!("tresor serve: stopped after {served} requests; audit records committed");
     closed?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The holder's socket of the vault at `path`, served by a thread of its own with the same
+/// open vault: commands of the same user work while the server runs. `tresor lock` does not
+/// stop it (Ctrl-C does).
+#[cfg(unix)]
+type Hold = (
+    tresor::agent::HolderHandle,
+    std::thread::JoinHandle<tresor::Result<tresor::agent::StopReason>>,
+);
+
+#[cfg(unix)]
+fn hold(path: &std::path::Path, vault: &Vault) -> CliResult<Hold> {
+    use tresor::agent::{Holder, HolderOptions};
+    let socket = tresor::agent::socket_path(path)?;
+    let holder = Holder::bind(
+        &socket,
+        Arc::new(vault.clone()),
+        HolderOptions::new().kind("serve").lockable(false),
+    )
+    .map_err(|e| match e {
+        tresor::Error::Locked => CliError::new(format!(
+            "another process holds this vault at {}",
+            socket.display()
+        )),
+        other => CliError::from(other),
+    })?;
+    let handle = holder.handle();
+    let thread = std::thread::Builder::new()
+        .name("tresor-holder".to_string())
+        .spawn(move || holder.serve())
+        .map_err(|e| CliError::new(format!("cannot start the holder thread: {e}")))?;
+    Ok((handle, thread))
 }
 
 /// What `tresor serve` prints when it is ready: the URL (first line, for scripts), the CA to
@@ -252,8 +302,8 @@ fn banner(
     let count = tokens.map_or_else(|| "?".to_string(), |n| n.to_string());
     text.push_str(&format!(
         "tokens: {count} in this vault; make one with `tresor token create --role \
-         reader|writer|owner --label NAME` while the server is stopped (it holds the vault \
-         open), and send it as `Authorization: Bearer <token>`\n"
+         reader|writer|owner --label NAME` (it goes through this server while it runs), and \
+         send it as `Authorization: Bearer <token>`\n"
     ));
     if let Some(addr) = identity_endpoint {
         let count = state
@@ -289,7 +339,7 @@ fn banner(
     if tokens == Some(0) && !a.allow_any_token {
         eprintln!(
             "tresor serve: warning: this vault has no tokens yet, so every request will be \
-             refused with 401; stop the server and run `tresor token create`"
+             refused with 401; make one with `tresor token create`"
         );
     }
     if a.allow_any_token {

@@ -1,14 +1,16 @@
 //! `tresor token create|list|revoke`: the bearer tokens `tresor serve` accepts.
 
 use serde_json::{Value, json};
-use tresor::{Error, Role, TokenInfo, Vault};
+use tresor::{Error, Role, TokenInfo};
+
+use crate::store::Store;
 
 use super::args::{TokenCommand, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
 use crate::error::{CliError, CliResult, quote};
 use crate::{output, time};
 
 /// Runs a `tresor token` command on an open vault.
-pub fn run(vault: &Vault, command: &TokenCommand) -> CliResult<()> {
+pub fn run(vault: &dyn Store, command: &TokenCommand) -> CliResult<()> {
     match command {
         TokenCommand::Create(a) => create(vault, a),
         TokenCommand::List(a) => list(vault, a),
@@ -17,7 +19,7 @@ pub fn run(vault: &Vault, command: &TokenCommand) -> CliResult<()> {
 }
 
 /// `<role>-<n>`, the first such label not taken.
-fn default_label(vault: &Vault, role: Role) -> CliResult<String> {
+fn default_label(vault: &dyn Store, role: Role) -> CliResult<String> {
     let taken: Vec<String> = vault.list_tokens()?.into_iter().map(|t| t.label).collect();
     let mut n = 1u32;
     loop {
@@ -30,7 +32,7 @@ fn default_label(vault: &Vault, role: Role) -> CliResult<String> {
 }
 
 /// `token create`: the token on stdout (its only showing), what it is on stderr.
-fn create(vault: &Vault, a: &TokenCreateArgs) -> CliResult<()> {
+fn create(vault: &dyn Store, a: &TokenCreateArgs) -> CliResult<()> {
     let role = Role::from(a.role);
     let label = match &a.label {
         Some(l) => l.clone(),
@@ -65,7 +67,7 @@ fn token_json(t: &TokenInfo) -> Value {
 }
 
 /// `token list`.
-fn list(vault: &Vault, a: &TokenListArgs) -> CliResult<()> {
+fn list(vault: &dyn Store, a: &TokenListArgs) -> CliResult<()> {
     let tokens = vault.list_tokens()?;
     if a.json {
         return output::print_json(&Value::Array(tokens.iter().map(token_json).collect()));
@@ -83,7 +85,7 @@ fn list(vault: &Vault, a: &TokenListArgs) -> CliResult<()> {
 }
 
 /// `token revoke ID|LABEL`.
-fn revoke(vault: &Vault, a: &TokenRevokeArgs) -> CliResult<()> {
+fn revoke(vault: &dyn Store, a: &TokenRevokeArgs) -> CliResult<()> {
     let tokens = vault.list_tokens()?;
     let target = tokens
         .iter()

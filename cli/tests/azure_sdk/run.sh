@@ -101,9 +101,42 @@ export TRESOR_PP_URL=$URL TRESOR_PP_CA="$WORK/protected/v.tresor.tls/ca.pem"
 TRESOR_PP_OWNER_TOKEN=$(cat "$WORK/protected/owner.tok")
 export TRESOR_PP_OWNER_TOKEN
 
-echo "-- azure-keyvault-secrets against $TRESOR_URL and $TRESOR_PP_URL"
+# cli_traffic: 8 tresor processes at a time, each setting and reading back 10 secrets of the
+# main vault while the suite runs. They pass no key: they go through the server (which holds the
+# vault and its agent socket), or fail.
+cli_traffic() {
+    local p pids=() failed=0
+    for p in 1 2 3 4 5 6 7 8; do
+        (
+            for i in $(seq 1 10); do
+                printf 'v%s-%s' "$p" "$i" | "$BIN" --vault "$WORK/main/v.tresor" set "cli-p$p-s$i" >/dev/null
+                test "$("$BIN" --vault "$WORK/main/v.tresor" get "cli-p$p-s$i")" = "v$p-$i"
+            done
+        ) &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || failed=1
+    done
+    return "$failed"
+}
+
+echo "-- azure-keyvault-secrets against $TRESOR_URL and $TRESOR_PP_URL, with 8 tresor processes"
+cli_traffic >"$WORK/cli.log" 2>&1 &
+CLI_PID=$!
 status=0
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider cli/tests/azure_sdk "$@" || status=$?
+if ! wait "$CLI_PID"; then
+    echo "tresor commands failed while the server ran:" >&2
+    cat "$WORK/cli.log" >&2
+    exit 1
+fi
+for p in 1 2 3 4 5 6 7 8; do
+    for i in $(seq 1 10); do
+        test "$("$BIN" --vault "$WORK/main/v.tresor" get "cli-p$p-s$i")" = "v$p-$i"
+    done
+done
+echo "-- 8 x 10 sets and gets through the server: every write present"
 # pytest: 0 all passed, 1 some failed, 2 interrupted, 3 internal error, 4 usage error,
 # 5 no tests collected. Only 0 is a pass.
 if [ "$status" -ne 0 ]; then
