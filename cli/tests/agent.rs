@@ -381,3 +381,57 @@ fn unlock_prompts_once_and_commands_need_no_credential() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no key or passphrase"));
 }
+
+/// `audit --follow` while an agent holds the vault reads the records through it (it used to wait
+/// for the file until the agent stopped), and goes on from the file after `tresor lock`, without
+/// printing a record twice or skipping one.
+#[test]
+fn audit_follow_reads_through_the_agent_then_from_the_file() {
+    let env = Env::new();
+    env.ok(&["unlock", "--idle", "5m"]);
+    let mut child = env
+        .cmd(&["audit", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut next_line = || {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line
+    };
+    // Each record a command leaves appears; reads through the agent are buffered, so only the
+    // writes are sure to be committed when the command returns.
+    env.ok_with(&["set", "first"], b"1");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("SecretSet first")) {
+        let line = next_line();
+        assert!(!line.is_empty(), "the follower stopped: {seen:?}");
+        seen.push(line);
+    }
+    env.ok(&["lock"]);
+    let started = Instant::now();
+    while env.holder_pid().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "lock did not stop the agent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The agent is gone; the follower opens the file with the key file it was given.
+    env.ok_with(&["set", "second"], b"2");
+    while !seen.iter().any(|l: &String| l.contains("SecretSet second")) {
+        let line = next_line();
+        assert!(!line.is_empty(), "the follower stopped: {seen:?}");
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Consecutive sequence numbers: nothing printed twice, nothing skipped.
+    let seqs: Vec<u64> = seen
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+}
