@@ -1,15 +1,15 @@
 //! Ready [`KeyProvider`](crate::KeyProvider)s for keys people already have, each behind a cargo
 //! feature of its own:
 //!
-//! - [`AgeProvider`] (feature `age`): the slot's key-encryption key is an age file for one or
+//! - `AgeProvider` (feature `age`): the slot's key-encryption key is an age file for one or
 //!   more age recipients (X25519 `age1…`, SSH public keys, any installed age plugin's recipients
 //!   such as `age1yubikey1…`), opened with the matching identities.
-//! - [`KeychainProvider`] (features `keyring`, or one store alone: `keyring-keyutils`,
+//! - `KeychainProvider` (features `keyring`, or one store alone: `keyring-keyutils`,
 //!   `keyring-secret-service`, `keyring-apple`, `keyring-windows`): the key-encryption key lives
 //!   in the OS credential store; the slot holds the entry's name.
-//! - [`TpmProvider`] (feature `tpm`, unix): the key-encryption key is sealed to a TPM 2.0,
+//! - `TpmProvider` (feature `tpm`, unix): the key-encryption key is sealed to a TPM 2.0,
 //!   optionally bound to PCR values; the slot holds the sealed object.
-//! - [`Pkcs11Provider`] (feature `pkcs11`): the key-encryption key is wrapped by a key that
+//! - `Pkcs11Provider` (feature `pkcs11`): the key-encryption key is wrapped by a key that
 //!   never leaves a PKCS#11 token (an HSM, a smart card, a YubiKey's PIV applet), found by a
 //!   PKCS#11 URI.
 //!

@@ -102,14 +102,15 @@ impl Options {
     }
 
     /// Refuse values outside their `not_before`..`expires_on` window with
-    /// [`Error::OutsideValidity`] (Azure's default, and tresor's, is to report the window and
-    /// return the value).
+    /// [`Error::OutsideValidity`](crate::Error::OutsideValidity) (Azure's default, and
+    /// tresor's, is to report the window and return the value).
     pub fn strict_validity(mut self, on: bool) -> Self {
         self.strict_validity = on;
         self
     }
 
-    /// Fail the open with [`Error::RolledBack`] unless the file contains this checkpoint's chain.
+    /// Fail the open with [`Error::RolledBack`](crate::Error::RolledBack) unless the file
+    /// contains this checkpoint's chain.
     pub fn expect_checkpoint(mut self, cp: Checkpoint) -> Self {
         self.expect_checkpoint = Some(cp);
         self
