@@ -97,10 +97,11 @@ status=0
     TRESOR_PP_TOKEN=$(cat "$WORK/protected/owner.tok")
     export TRESOR_READER_TOKEN TRESOR_PP_TOKEN TRESOR_PP_URL=$PP_URL
     export TRESOR_PP_CA="$WORK/protected/v.tresor.tls/ca.pem"
-    "$PROGRAM" all
+    # `set -e` does not hold in a subshell on the left of `||`: each run stops it by itself.
+    "$PROGRAM" all || exit 1
     # The same program without the CA, and with an identity header the vault does not know.
-    env -u SSL_CERT_FILE "$PROGRAM" untrusted
-    IDENTITY_HEADER="tresor_$(printf '0%.0s' $(seq 1 64))" "$PROGRAM" wrong-header
+    env -u SSL_CERT_FILE "$PROGRAM" untrusted || exit 1
+    IDENTITY_HEADER="tresor_$(printf '0%.0s' $(seq 1 64))" "$PROGRAM" wrong-header || exit 1
 ) || status=$?
 if [ "$status" -ne 0 ]; then
     echo "azure sdk rust suite failed; server logs:" >&2

@@ -46,7 +46,9 @@ macro_rules! check {
 
 fn env(name: &str) -> Result<String, Box<dyn Error>> {
     std::env::var(name)
-        .map_err(|_| format!("{name} is not set: run cli/tests/azure_sdk_rust/run.sh").into())
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{name} is not set: run cli/tests/azure_sdk_rust/run.sh").into())
 }
 
 /// A fresh secret name for one scenario.
