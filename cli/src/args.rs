@@ -679,8 +679,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
     /// Keep printing records as they commit (with --json: one Azure `AuditEvent` log entry per
-    /// line); through the agent or `tresor serve` holding the vault, else the file is opened for a
-    /// moment at each look
+    /// line); the vault is opened for a moment at each look
     #[arg(long)]
     pub follow: bool,
     /// How often --follow looks

@@ -9,7 +9,6 @@ use tresor::{AuditRecord, Principal};
 use crate::args::{AuditArgs, Global};
 use crate::error::CliResult;
 use crate::poll::{Look, Poller};
-use crate::store::Store;
 use crate::{output, time};
 
 /// Records read per page.
@@ -88,45 +87,54 @@ pub fn audit_event(r: &AuditRecord, vault_name: &str, vault_url: &str) -> Value 
 }
 
 /// `audit --follow`: the last `--tail N` records (none by default), then each new one as it
-/// commits, until interrupted. While an agent or `tresor serve` holds the vault, the records are
-/// read through it; when it stops (an agent's idle lock, `tresor lock`), or when nothing holds
-/// the vault, the file is opened for each look.
+/// commits, until interrupted.
 pub fn follow(g: &Global, a: &AuditArgs) -> CliResult<()> {
-    let name = crate::unlock::vault_path(g)
+    let (mut poller, vault) = Poller::start(g, true)?;
+    if a.verify {
+        let n = vault.verify_audit()?;
+        eprintln!("ok: the audit chain of {n} records verifies");
+    }
+    let head = vault.audit_len()?;
+    let mut after = head.saturating_sub(a.tail.unwrap_or(0));
+    let name = poller
+        .path()
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("tresor")
         .to_string();
     let url = a.vault_url.trim_end_matches('/').to_string();
-    let out = Printer { a, name, url };
-    let mut after = None;
-    if let Some(held) = crate::commands::holder(g)? {
-        let v = held.store();
-        let mut next = start(v, a)?;
-        loop {
-            match out.new_records(v, &mut next) {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                // The holder stopped: the file is free again.
-                Err(tresor::Error::Agent { .. }) => break,
-                Err(e) => return Err(e.into()),
-            }
-            std::thread::sleep(a.interval.max(std::time::Duration::from_millis(100)));
-        }
-        after = Some(next);
-    }
-    let (mut poller, vault) = Poller::start(g, true)?;
-    let mut after = match after {
-        Some(n) => n,
-        None => start(&vault, a)?,
-    };
     let mut vault = Some(vault);
     let mut said_locked = false;
     loop {
         if let Some(v) = vault.take() {
             said_locked = false;
-            if !out.new_records(&v, &mut after)? {
-                return Ok(());
+            loop {
+                let page = v.audit(after, PAGE)?;
+                for r in &page {
+                    let line = if a.json.json {
+                        format!("{}\n", audit_event(r, &name, &url))
+                    } else {
+                        format!(
+                            "{} {} {} {} {}{}\n",
+                            r.seq,
+                            time::rfc3339(r.time),
+                            output::escape(&r.actor),
+                            r.operation.as_str(),
+                            output::escape(r.name.as_deref().unwrap_or("-")),
+                            r.error
+                                .as_deref()
+                                .map_or(String::new(), |e| format!(" ({e})"))
+                        )
+                    };
+                    // A closed pipe (`| head`) ends the command quietly.
+                    if output::print_text(&line).is_err() {
+                        return Ok(());
+                    }
+                    after = r.seq;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
             }
             v.close()?;
         }
@@ -141,57 +149,6 @@ pub fn follow(g: &Global, a: &AuditArgs) -> CliResult<()> {
                 said_locked = true;
             }
             Look::Locked => {}
-        }
-    }
-}
-
-/// Verifies the chain if asked, and returns the sequence number after which records are printed
-/// (`--tail N` before the end).
-fn start(v: &dyn Store, a: &AuditArgs) -> CliResult<u64> {
-    if a.verify {
-        let n = v.verify_audit()?;
-        eprintln!("ok: the audit chain of {n} records verifies");
-    }
-    Ok(v.audit_len()?.saturating_sub(a.tail.unwrap_or(0)))
-}
-
-/// How records are printed.
-struct Printer<'a> {
-    a: &'a AuditArgs,
-    name: String,
-    url: String,
-}
-
-impl Printer<'_> {
-    /// Prints the records after `after`, advancing it; `false` when standard output was closed
-    /// (`| head`), which ends the command quietly.
-    fn new_records(&self, v: &dyn Store, after: &mut u64) -> tresor::Result<bool> {
-        loop {
-            let page = v.audit(*after, PAGE)?;
-            for r in &page {
-                let line = if self.a.json.json {
-                    format!("{}\n", audit_event(r, &self.name, &self.url))
-                } else {
-                    format!(
-                        "{} {} {} {} {}{}\n",
-                        r.seq,
-                        time::rfc3339(r.time),
-                        output::escape(&r.actor),
-                        r.operation.as_str(),
-                        output::escape(r.name.as_deref().unwrap_or("-")),
-                        r.error
-                            .as_deref()
-                            .map_or(String::new(), |e| format!(" ({e})"))
-                    )
-                };
-                if output::print_text(&line).is_err() {
-                    return Ok(false);
-                }
-                *after = r.seq;
-            }
-            if page.len() < PAGE {
-                return Ok(true);
-            }
         }
     }
 }
