@@ -61,48 +61,21 @@ pub fn dispatch(cli: Cli) -> CliResult<ExitCode> {
             }
             let opened = unlock::open(g, false)?;
             let v = &opened.vault;
-            let result = match command {
-                Command::Set(a) => secrets::set(v, a),
-                Command::Get(a) => secrets::get(v, a),
-                Command::Show(a) => secrets::show(v, a),
-                Command::List(a) => secrets::list(v, a),
-                Command::Versions(a) => secrets::versions(v, a),
-                Command::Update(a) => secrets::update(v, a),
-                Command::Delete(a) => lifecycle::delete(v, a),
-                Command::Recover(a) => lifecycle::recover(v, a),
-                Command::Purge(a) => lifecycle::purge(v, a),
-                Command::Backup(a) => lifecycle::backup(v, a),
-                Command::Restore(a) => lifecycle::restore(v, a),
-                Command::Copy(a) => vault::copy(v, a),
-                Command::Audit(a) => audit::audit(v, a),
-                Command::Checkpoint => audit::checkpoint(v),
-                Command::Slot(SlotCommand::List(a)) => slots::list(v, a),
-                Command::Slot(SlotCommand::Add(a)) => slots::add(g, v, a),
-                Command::Slot(SlotCommand::Remove(a)) => slots::remove(g, v, a),
-                Command::Passwd(a) => slots::passwd(g, &opened, a),
-                Command::RotateKey(a) => vault::rotate_key(g, v, a),
-                Command::Compact => vault::compact(v),
-                Command::Settings(a) => vault::settings(v, a),
-                Command::Import(a) => transfer::import(v, a),
-                Command::Export(a) => transfer::export(v, a),
-                #[cfg(feature = "server")]
-                Command::Token(a) => crate::serve::tokens::run(v, a),
-                #[cfg(feature = "server")]
-                Command::Identity(a) => crate::serve::identities::run(g, v, a),
-                #[cfg(feature = "server")]
-                Command::Serve(_) => unreachable!("handled above"),
-                #[cfg(unix)]
-                Command::Agent(_) | Command::Unlock(_) | Command::Lock | Command::Status => {
-                    unreachable!("handled above")
-                }
-                Command::Keygen(_)
-                | Command::Init(_)
-                | Command::Check
-                | Command::Run(_)
-                | Command::Witness(_)
-                | Command::Watch(_)
-                | Command::Backups(_)
-                | Command::Completions(_) => unreachable!("handled above"),
+            let result = match on_store(v, command) {
+                Some(result) => result,
+                // The commands that need the file itself.
+                None => match command {
+                    Command::Copy(a) => vault::copy(v, a),
+                    Command::Slot(SlotCommand::Add(a)) => slots::add(g, v, a),
+                    Command::Slot(SlotCommand::Remove(a)) => slots::remove(g, v, a),
+                    Command::Passwd(a) => slots::passwd(g, &opened, a),
+                    Command::RotateKey(a) => vault::rotate_key(g, v, a),
+                    Command::Compact => vault::compact(v),
+                    Command::Settings(a) => vault::settings(v, a),
+                    #[cfg(feature = "server")]
+                    Command::Identity(a) => crate::serve::identities::run(g, v, a),
+                    _ => unreachable!("every other command is handled above or by on_store"),
+                },
             };
             // Close (committing buffered audit records) whether or not the command failed;
             // the command's own error is the one reported.
@@ -167,9 +140,29 @@ fn held_error(held: &Held, name: &str) -> CliError {
 /// Runs a command through the vault's holder. Commands that need the file itself fail with a
 /// message naming the holder and how to stop it.
 fn routed(held: &Held, command: &Command) -> CliResult<()> {
-    let v = held.store();
-    let exclusive = |name: &str| Err(held_error(held, name));
-    match command {
+    if let Some(result) = on_store(held.store(), command) {
+        return result;
+    }
+    let name = match command {
+        Command::Copy(_) => "copy",
+        Command::Slot(SlotCommand::Add(_)) => "slot add",
+        Command::Slot(SlotCommand::Remove(_)) => "slot remove",
+        Command::Passwd(_) => "passwd",
+        Command::RotateKey(_) => "rotate-key",
+        Command::Compact => "compact",
+        Command::Settings(_) => "settings (a change)",
+        #[cfg(feature = "server")]
+        Command::Identity(_) => "identity",
+        _ => "this command",
+    };
+    Err(held_error(held, name))
+}
+
+/// Runs a command that works the same on the vault opened here and through a holder (the same
+/// code on both paths, so output and exit status match); `None` for the commands that need the
+/// file itself.
+fn on_store(v: &dyn Store, command: &Command) -> Option<CliResult<()>> {
+    Some(match command {
         Command::Set(a) => secrets::set(v, a),
         Command::Get(a) => secrets::get(v, a),
         Command::Show(a) => secrets::show(v, a),
@@ -191,17 +184,8 @@ fn routed(held: &Held, command: &Command) -> CliResult<()> {
         Command::Export(a) => transfer::export(v, a),
         #[cfg(feature = "server")]
         Command::Token(a) => crate::serve::tokens::run(v, a),
-        Command::Copy(_) => exclusive("copy"),
-        Command::Slot(SlotCommand::Add(_)) => exclusive("slot add"),
-        Command::Slot(SlotCommand::Remove(_)) => exclusive("slot remove"),
-        Command::Passwd(_) => exclusive("passwd"),
-        Command::RotateKey(_) => exclusive("rotate-key"),
-        Command::Compact => exclusive("compact"),
-        Command::Settings(_) => exclusive("settings (a change)"),
-        #[cfg(feature = "server")]
-        Command::Identity(_) => exclusive("identity"),
-        _ => exclusive("this command"),
-    }
+        _ => return None,
+    })
 }
 
 /// The message for an error about the secret `name`: a name that reads as not found may be
