@@ -310,6 +310,21 @@ fn vault(dir: &Path) -> (PathBuf, Credential) {
     (path, key)
 }
 
+/// [`vault`], with a second slot: an AES key `wrap` on a new token `app`, labelled `hsm`.
+fn vault_with_app_slot(hsm: &Hsm, dir: &Path) -> (PathBuf, Credential) {
+    hsm.token("app");
+    hsm.aes_key("app", "wrap", &[0x01]);
+    let (path, key) = vault(dir);
+    let v = open(&path, &key).unwrap();
+    v.add_slot(&SlotSpec::new(
+        provider(hsm.provider("token=app;object=wrap")),
+        "hsm",
+    ))
+    .unwrap();
+    v.close().unwrap();
+    (path, key)
+}
+
 fn open(path: &Path, c: &Credential) -> tresor::Result<Vault> {
     Vault::open(path, c, Options::new())
 }
@@ -418,17 +433,8 @@ fn rsa_oaep_slot_reopens(hsm: &Hsm) {
 /// A wrong PIN: an error naming the slot and the cause, never the PIN; the key-file slot still
 /// opens; the file is not changed by the failed unlock.
 fn wrong_pin_is_clear_and_key_slot_still_opens(hsm: &Hsm) {
-    hsm.token("app");
-    hsm.aes_key("app", "wrap", &[0x01]);
     let dir = tempfile::tempdir().unwrap();
-    let (path, key) = vault(dir.path());
-    let v = open(&path, &key).unwrap();
-    v.add_slot(&SlotSpec::new(
-        provider(hsm.provider("token=app;object=wrap")),
-        "hsm",
-    ))
-    .unwrap();
-    v.close().unwrap();
+    let (path, key) = vault_with_app_slot(hsm, dir.path());
     let before = std::fs::read(&path).unwrap();
     let wrong = "99999999";
     let why = provider_error(open(&path, &hsm.unlocker(wrong)).unwrap_err());
@@ -506,17 +512,8 @@ fn deleted_key_is_clear_and_next_slot_opens(hsm: &Hsm) {
 /// The token gone (re-initialized under another label, as when another card is inserted): an
 /// error naming the token and the tokens present.
 fn missing_token_is_clear(hsm: &Hsm) {
-    hsm.token("app");
-    hsm.aes_key("app", "wrap", &[0x01]);
     let dir = tempfile::tempdir().unwrap();
-    let (path, key) = vault(dir.path());
-    let v = open(&path, &key).unwrap();
-    v.add_slot(&SlotSpec::new(
-        provider(hsm.provider("token=app;object=wrap")),
-        "hsm",
-    ))
-    .unwrap();
-    v.close().unwrap();
+    let (path, key) = vault_with_app_slot(hsm, dir.path());
     hsm.ctx
         .init_token(hsm.slot("app"), &pin(SO_PIN), "someone-else")
         .unwrap();
@@ -538,17 +535,8 @@ fn missing_token_is_clear(hsm: &Hsm) {
 /// No module, a module path that does not exist, a file that is no PKCS#11 library: each a clear
 /// error naming the slot and the module; the key-file slot still opens.
 fn wrong_module_is_clear(hsm: &Hsm) {
-    hsm.token("app");
-    hsm.aes_key("app", "wrap", &[0x01]);
     let dir = tempfile::tempdir().unwrap();
-    let (path, key) = vault(dir.path());
-    let v = open(&path, &key).unwrap();
-    v.add_slot(&SlotSpec::new(
-        provider(hsm.provider("token=app;object=wrap")),
-        "hsm",
-    ))
-    .unwrap();
-    v.close().unwrap();
+    let (path, key) = vault_with_app_slot(hsm, dir.path());
     let not_a_library = dir.path().join("libnot.so");
     std::fs::write(&not_a_library, b"not a shared library").unwrap();
     for (module, says) in [
