@@ -2701,85 +2701,12 @@ fn keychain_slot_in_a_secret_service() {
 // ---------------------------------------------------------------------------------------------
 // TPM key slots (the `tpm` feature of the command line)
 
-/// A software TPM (swtpm) on free local ports, killed when dropped; `None` (said) when swtpm is
-/// not installed.
+/// A software TPM (swtpm) on free local ports, shared with the library's TPM tests.
 #[cfg(all(feature = "tpm", unix))]
-struct Swtpm {
-    child: std::process::Child,
-    port: u16,
-    _state: TempDir,
-}
-
+#[path = "../../tests/common/swtpm.rs"]
+mod swtpm;
 #[cfg(all(feature = "tpm", unix))]
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[cfg(all(feature = "tpm", unix))]
-impl Swtpm {
-    fn start() -> Option<Swtpm> {
-        use std::net::{TcpListener, TcpStream};
-        use std::process::Stdio;
-        use std::time::{Duration, Instant};
-        if std::process::Command::new("swtpm")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            println!("skipped: swtpm is not installed (Debian packages swtpm and swtpm-tools)");
-            return None;
-        }
-        for _ in 0..20 {
-            let port = loop {
-                let a = TcpListener::bind("127.0.0.1:0").unwrap();
-                let p = a.local_addr().unwrap().port();
-                if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-                    break p;
-                }
-            };
-            let state = tempfile::tempdir().unwrap();
-            let mut child = std::process::Command::new("swtpm")
-                .args(["socket", "--tpm2", "--server"])
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-                .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
-                .arg(format!("dir={}", state.path().display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    && TcpStream::connect(("127.0.0.1", port + 1)).is_ok()
-                {
-                    return Some(Swtpm {
-                        child,
-                        port,
-                        _state: state,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("swtpm did not start");
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-}
+use swtpm::Swtpm;
 
 #[cfg(all(feature = "tpm", unix))]
 #[test]
