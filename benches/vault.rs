@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
+use cpu_time::ProcessTime;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
@@ -190,6 +191,32 @@ fn bench_get(c: &mut Criterion) {
                 b.iter(|| black_box(vault.get(&name(pick.next(n))).unwrap()))
             });
             group.sample_size(30);
+        }
+    }
+    group.finish();
+
+    // What a get costs in CPU on every thread of the process (the background commit of
+    // buffered read records included), where the group above measures the caller's latency.
+    let mut group = c.benchmark_group("get-cpu");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
+    if let Some((n, path)) = files.first() {
+        for (level, label) in [
+            (AuditLevel::Off, "tresor-off"),
+            (AuditLevel::Buffered, "tresor-buffered"),
+        ] {
+            let vault = Vault::open(path, &key(), Options::new().read_audit(level)).unwrap();
+            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            group.bench_with_input(BenchmarkId::new(label, n), n, |b, &n| {
+                b.iter_custom(|iters| {
+                    let start = ProcessTime::now();
+                    for _ in 0..iters {
+                        black_box(vault.get(&name(pick.next(n))).unwrap());
+                    }
+                    start.elapsed()
+                })
+            });
         }
     }
     group.finish();

@@ -33,9 +33,14 @@ use zeroize::Zeroizing;
 pub enum AuditLevel {
     /// A read's record commits before the value is returned (fail-closed; about one fsync per read).
     Durable,
-    /// A read's record joins the chain in memory and reaches the disk with the next commit, an
-    /// explicit [`flush`](crate::Vault::flush), or when the vault is dropped. A crash can lose the
-    /// last unflushed read records, never a write's.
+    /// A read's record waits in memory and joins the chain with the next commit: the next
+    /// write, an explicit [`flush`](crate::Vault::flush), the drop of the last handle, or, once
+    /// 4,096 are waiting, a commit of its own on a background thread (the read that fills the
+    /// buffer does not wait for it). That last commit skips the fsync while the previous durable
+    /// commit is less than a second old: its records reach the disk with the next durable
+    /// commit. A crash can lose the read records no durable commit has carried yet (at most
+    /// about a second's worth beyond the 4,096 in memory), never a write's, and never leaves the
+    /// rollback witness ahead of the file.
     #[default]
     Buffered,
     /// Reads are not recorded. Refused operations still are.
@@ -107,33 +112,98 @@ fn principal_from(p: PrincipalStored) -> Result<Principal> {
     })
 }
 
-/// A record waiting in memory for the next commit (a buffered read, a refusal), kept compact:
-/// the handle's actor is shared, the outcome is an error code, and the [`AuditEntry`] bytes are
-/// only produced when the record is sealed, borrowing from here ([`PendingRecord::as_entry`]).
-/// What it records is exactly what an [`AuditEntry`] would.
-pub(crate) struct PendingRecord {
+/// A record about to wait in memory for the next commit (a buffered read, a refusal), borrowed
+/// from the call that makes it; a [`PendingBatch`] keeps it. What it records is exactly what an
+/// [`AuditEntry`] would.
+pub(crate) struct PendingRecord<'a> {
     pub time: Timestamp,
-    pub actor: Arc<str>,
+    pub actor: &'a Arc<str>,
     pub operation: u16,
-    pub name: Option<Box<str>>,
+    pub name: Option<&'a str>,
     pub version: Option<[u8; 16]>,
     pub outcome: Option<&'static str>,
     pub principal: Option<PrincipalStored>,
 }
 
-impl PendingRecord {
-    /// The record as it is encoded (numbered when it is sealed).
-    pub(crate) fn as_entry(&self) -> AuditEntryRef<'_> {
-        AuditEntryRef {
-            seq: 0,
-            time: self.time,
-            actor: &self.actor,
-            operation: self.operation,
-            name: self.name.as_deref(),
-            version: self.version,
-            outcome: self.outcome,
-            principal: self.principal,
+/// Records waiting in memory for the next commit, kept compact so that adding one allocates
+/// nothing of its own: names go into one shared string, a run of records by the same actor
+/// shares one reference to its name, outcomes are error codes. The [`AuditEntry`] bytes are only
+/// produced when the records are sealed, borrowing from here ([`PendingBatch::entries`]).
+#[derive(Default)]
+pub(crate) struct PendingBatch {
+    records: Vec<Waiting>,
+    names: String,
+    actors: Vec<Arc<str>>,
+}
+
+/// One record of a [`PendingBatch`]: its actor and name as places in the batch.
+struct Waiting {
+    time: Timestamp,
+    actor: u32,
+    operation: u16,
+    name: Option<(u32, u32)>,
+    version: Option<[u8; 16]>,
+    outcome: Option<&'static str>,
+    principal: Option<PrincipalStored>,
+}
+
+impl PendingBatch {
+    /// An empty batch with room for `n` records (and their names) before it grows.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        PendingBatch {
+            records: Vec::with_capacity(n),
+            names: String::with_capacity(n * 24),
+            actors: Vec::new(),
         }
+    }
+
+    pub(crate) fn push(&mut self, r: PendingRecord<'_>) {
+        let actor = match self.actors.last() {
+            Some(last) if Arc::ptr_eq(last, r.actor) => self.actors.len() - 1,
+            _ => {
+                self.actors.push(Arc::clone(r.actor));
+                self.actors.len() - 1
+            }
+        };
+        // Names are at most 127 bytes and a batch is bounded: the offsets fit in u32.
+        let name = r.name.map(|n| {
+            let start = self.names.len();
+            self.names.push_str(n);
+            (start as u32, self.names.len() as u32)
+        });
+        self.records.push(Waiting {
+            time: r.time,
+            actor: actor as u32,
+            operation: r.operation,
+            name,
+            version: r.version,
+            outcome: r.outcome,
+            principal: r.principal,
+        });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The records as they are encoded (numbered when they are sealed), in order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = AuditEntryRef<'_>> {
+        self.records.iter().map(|w| AuditEntryRef {
+            seq: 0,
+            time: w.time,
+            actor: self.actors.get(w.actor as usize).map_or("", |a| a),
+            operation: w.operation,
+            name: w
+                .name
+                .and_then(|(a, b)| self.names.get(a as usize..b as usize)),
+            version: w.version,
+            outcome: w.outcome,
+            principal: w.principal,
+        })
     }
 }
 

@@ -234,6 +234,13 @@ impl<'k> Txn<'k> {
         self.delta.get()
     }
 
+    /// Commits this transaction without an fsync (`Durability::None`): it reaches the disk
+    /// with the next durable commit and is lost by a crash before it.
+    pub(crate) fn non_durable(&mut self) -> Result<()> {
+        self.inner.set_durability(redb::Durability::None)?;
+        Ok(())
+    }
+
     pub(crate) fn commit(self) -> Result<()> {
         self.inner.commit()?;
         Ok(())

@@ -13,6 +13,12 @@ use crate::error::Result;
 use crate::slot::{self, Credential, SlotInfo, Unwrapped};
 use crate::vault::Vault;
 
+/// Whether `vault` made a commit without an fsync (a full buffer of read records, committed in
+/// the background) that no durable commit has carried to the disk yet.
+pub fn has_undurable_commit(vault: &Vault) -> bool {
+    vault.has_undurable_commit()
+}
+
 /// Length of the random nonce at the front of every sealed record.
 pub const NONCE_LEN: usize = crate::crypto::NONCE_LEN;
 

@@ -2068,6 +2068,62 @@ fn in_memory_vaults_follow_the_same_rules() {
 }
 
 #[test]
+fn set_many_reports_the_first_failing_item_in_the_callers_order() {
+    // Items are written in the order of their names' hashes; the error is still the one the
+    // caller's order meets first, and the records follow the caller's order.
+    let v = Vault::create_in_memory(&key(1), opts()).unwrap();
+    let o = SetOptions::new();
+    v.set("gone", "x").unwrap();
+    v.delete("gone").unwrap();
+    let big = vec![0u8; 64 * 1024];
+    let names: Vec<String> = (0..200).map(|i| format!("n{i}")).collect();
+    for (first, second) in [(0usize, 1usize), (1, 0)] {
+        for at in [0usize, 57, 199] {
+            let mut items: Vec<(&str, &[u8], &SetOptions)> = names
+                .iter()
+                .map(|n| (n.as_str(), b"v".as_slice(), &o))
+                .collect();
+            let bad: [(&str, &[u8], &SetOptions); 2] = [
+                ("gone", b"v".as_slice(), &o),
+                ("too-big", big.as_slice(), &o),
+            ];
+            items.insert(at, bad[first]);
+            items.push(bad[second]);
+            let r = v.set_many(items);
+            match first {
+                0 => assert!(matches!(r, Err(Error::Conflict { deleted: true })), "{r:?}"),
+                _ => assert!(matches!(r, Err(Error::ValueTooLarge { .. })), "{r:?}"),
+            }
+        }
+    }
+    assert!(matches!(v.get("n0"), Err(Error::NotFound)));
+    // A batch that succeeds: results and `SecretSet` records in the caller's order, a name
+    // given twice ends at its last value.
+    let mut items: Vec<(&str, &[u8], &SetOptions)> = names
+        .iter()
+        .map(|n| (n.as_str(), b"v".as_slice(), &o))
+        .collect();
+    items.push(("n3", b"again".as_slice(), &o));
+    let before = v.audit_len().unwrap();
+    let written = v.set_many(items).unwrap();
+    let got: Vec<&str> = written.iter().map(|p| p.name.as_str()).collect();
+    let mut want: Vec<&str> = names.iter().map(String::as_str).collect();
+    want.push("n3");
+    assert_eq!(got, want);
+    assert_eq!(v.get("n3").unwrap().expose(), b"again");
+    let sets: Vec<String> = v
+        .audit(before, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.operation == Operation::SecretSet)
+        .filter_map(|r| r.name)
+        .collect();
+    assert_eq!(sets, want);
+    v.verify_audit().unwrap();
+    v.check_integrity().unwrap();
+}
+
+#[test]
 fn set_many_writes_all_or_nothing() {
     let v = Vault::create_in_memory(&key(1), opts()).unwrap();
     let o = SetOptions::new();

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use super::{
     Inner, Vault, VaultSettings, append_audit, auth_mac, entries_of, finish, lock, read_head,
-    read_settings,
+    read_settings, take_pending,
 };
 use crate::access::Operation;
 use crate::audit::{self, AuditRecord, Checkpoint};
@@ -864,7 +864,7 @@ fn rotate(
     super::tokens::reseal(&txn, old, &new, &vid)?;
     txn.open_table(META)?.remove(storage::META_MAINTENANCE)?;
 
-    let pending = std::mem::take(&mut *lock(&inner.pending));
+    let pending = take_pending(&inner.pending);
     let records = [record];
     let mut entries = entries_of(&pending, &records);
     let mut head_guard = lock(&inner.head);

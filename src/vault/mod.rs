@@ -26,7 +26,7 @@ pub use options::{Options, VaultSettings};
 pub use tokens::{MAX_TOKEN_LABEL_LEN, NewToken, TOKEN_PREFIX, TokenInfo};
 use txn::{
     Inner, ReadCx, WriteCx, append_audit, auth_mac, entries_of, finish, guard_panics, lock,
-    read_head, read_settings,
+    read_head, read_settings, take_pending,
 };
 
 use std::fmt;
@@ -71,6 +71,17 @@ impl fmt::Debug for Vault {
             .field("actor", &self.actor)
             .field("role", &self.role)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        // The last handle waits for a background commit of read records (which holds the
+        // vault open), so that the file is closed once the vault is dropped. Only the last:
+        // another handle may be inside a write that the commit waits for.
+        if Arc::strong_count(&self.inner) <= 2 {
+            self.inner.flusher.wait();
+        }
     }
 }
 

@@ -3,12 +3,15 @@
 //! buffered read records, and the commit that poisons the handle when it fails.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+use std::time::Instant;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use crate::access::{Operation, Principal, Role};
-use crate::audit::{self, AuditLevel, Checkpoint, PendingRecord};
+use crate::audit::{self, AuditLevel, Checkpoint, PendingBatch, PendingRecord};
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Key;
 use crate::digest::{self, Txn};
@@ -27,8 +30,14 @@ use crate::actor::SYSTEM_ACTOR;
 /// is due for purge (one day).
 pub(super) const MAX_CLOCK_STEP: std::time::Duration = std::time::Duration::from_secs(86_400);
 
-/// Buffered read records kept in memory at most; the next read commits them.
+/// Buffered read records kept in memory at most; the read that fills the buffer commits them.
 pub(super) const MAX_PENDING: usize = 4096;
+
+/// The longest buffered read records committed for a full buffer go without an fsync. A full
+/// buffer is committed without one (`Durability::None`: in the file for this process, on the
+/// disk with the next durable commit) while the last durable commit is more recent than this;
+/// otherwise durably. Writes, [`Vault::flush`] and closing are always durable.
+pub(super) const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Store {
     pub db: GuardedDb,
@@ -77,7 +86,13 @@ pub(crate) struct Inner {
     pub max_value_len: usize,
     pub strict: bool,
     pub head: Mutex<AuditHead>,
-    pub pending: Mutex<Vec<PendingRecord>>,
+    pub pending: Mutex<PendingBatch>,
+    /// When the last durable commit ended (or the vault was opened).
+    pub durable_at: Mutex<Instant>,
+    /// Whether a commit without an fsync ([`DURABLE_EVERY`]) waits for a durable one.
+    pub undurable: AtomicBool,
+    /// The commit of a full buffer of read records running in the background, if one is.
+    pub flusher: Arc<Flusher>,
     pub poisoned: AtomicBool,
     /// The earliest time something deleted may be due for purge (a hint: `None` = nothing).
     pub purge_hint: Mutex<Option<Timestamp>>,
@@ -87,6 +102,64 @@ pub(crate) struct Inner {
     pub witness: Option<Arc<dyn Witness>>,
     /// Who hears of committed changes ([`Vault::subscribe`]).
     pub subscribers: super::events::Subscribers,
+}
+
+/// The commit of a full buffer of buffered read records, on a thread of its own so that the
+/// read that filled the buffer does not wait for it; at most one at a time.
+#[derive(Default)]
+pub(crate) struct Flusher {
+    busy: Mutex<bool>,
+    idle: Condvar,
+}
+
+impl Flusher {
+    /// Waits until no background commit runs.
+    pub(super) fn wait(&self) {
+        let mut busy = lock(&self.busy);
+        while *busy {
+            busy = self.idle.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn finish(&self) {
+        *lock(&self.busy) = false;
+        self.idle.notify_all();
+    }
+
+    /// Starts committing the buffered read records of `inner` on a thread of its own, unless a
+    /// commit already runs (the buffer waits for the next read then). Where no thread can be
+    /// started, commits here.
+    fn start(inner: &Arc<Inner>) -> Result<()> {
+        let flusher = Arc::clone(&inner.flusher);
+        {
+            let mut busy = lock(&flusher.busy);
+            if *busy {
+                return Ok(());
+            }
+            *busy = true;
+        }
+        let job = Arc::clone(inner);
+        let done = Arc::clone(&flusher);
+        let spawned = std::thread::Builder::new()
+            .name("tresor-flush".into())
+            .spawn(move || {
+                {
+                    let store = job.store();
+                    // A failed commit poisons the handle: the next write or flush reports it,
+                    // and the buffer stops growing at twice its size (the reads commit then).
+                    let _ = job.flush_full(&store);
+                }
+                // Before the vault is told the commit is done: the last handle's drop may
+                // then close the file at once.
+                drop(job);
+                done.finish();
+            });
+        if spawned.is_err() {
+            flusher.finish();
+            return inner.flush_full(&inner.store());
+        }
+        Ok(())
+    }
 }
 
 /// A read transaction with what a read needs.
@@ -414,7 +487,7 @@ pub(super) fn seal_and_commit(
     keys: &Keys,
     vault_id: &[u8; 16],
     head: AuditHead,
-    pending: &[PendingRecord],
+    pending: &PendingBatch,
     records: &[AuditEntry],
     recompute: bool,
 ) -> Result<AuditHead> {
@@ -427,14 +500,23 @@ pub(super) fn seal_and_commit(
 
 /// The `pending` records, then `records`, as they are encoded.
 pub(super) fn entries_of<'a>(
-    pending: &'a [PendingRecord],
+    pending: &'a PendingBatch,
     records: &'a [AuditEntry],
 ) -> Vec<AuditEntryRef<'a>> {
     pending
-        .iter()
-        .map(PendingRecord::as_entry)
+        .entries()
         .chain(records.iter().map(AuditEntry::as_ref))
         .collect()
+}
+
+/// The records waiting in `pending`, leaving an empty batch with room for a full buffer (so
+/// that buffered reads do not grow it step by step).
+pub(super) fn take_pending(pending: &Mutex<PendingBatch>) -> PendingBatch {
+    let mut guard = lock(pending);
+    if guard.is_empty() {
+        return PendingBatch::default();
+    }
+    std::mem::replace(&mut *guard, PendingBatch::with_capacity(MAX_PENDING))
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -538,8 +620,24 @@ impl Inner {
         records: Vec<AuditEntry>,
         settings: Option<Settings>,
     ) -> Result<()> {
+        self.commit_records(store, txn, records, settings, true)
+    }
+
+    /// Appends the pending records and `records`, then commits: with an fsync when `durable`,
+    /// else without one (only for read records, [`DURABLE_EVERY`]).
+    fn commit_records(
+        &self,
+        store: &Store,
+        mut txn: Txn<'_>,
+        records: Vec<AuditEntry>,
+        settings: Option<Settings>,
+        durable: bool,
+    ) -> Result<()> {
         let mut head = lock(&self.head);
-        let pending = std::mem::take(&mut *lock(&self.pending));
+        if !durable {
+            txn.non_durable()?;
+        }
+        let pending = take_pending(&self.pending);
         let mut base = *head;
         if let Some(s) = settings {
             base.settings = s;
@@ -558,6 +656,14 @@ impl Inner {
                 *head = new_head;
                 // Still under the head's lock, so that subscribers hear of commits in order.
                 self.subscribers.publish(&records, new_head.seq);
+                if !durable {
+                    // The witness follows durable commits only: it must never be ahead of
+                    // what a crash leaves on the disk.
+                    self.undurable.store(true, Ordering::SeqCst);
+                    return Ok(());
+                }
+                *lock(&self.durable_at) = Instant::now();
+                self.undurable.store(false, Ordering::SeqCst);
                 // After the commit, so that a crash leaves the witness behind the file, never
                 // ahead of it (still under the head's lock: witnesses are written in order).
                 self.store_witness(&new_head)
@@ -573,7 +679,15 @@ impl Inner {
     /// buffered read records (they stay buffered). A failed commit poisons the handle.
     pub(super) fn commit_bookkeeping(&self, store: &Store, txn: Txn<'_>) -> Result<()> {
         let mut head = lock(&self.head);
-        match seal_and_commit(txn, &store.keys, &self.vault_id, *head, &[], &[], false) {
+        match seal_and_commit(
+            txn,
+            &store.keys,
+            &self.vault_id,
+            *head,
+            &PendingBatch::default(),
+            &[],
+            false,
+        ) {
             Ok(new_head) => {
                 // The chain did not move: the witness needs no update.
                 *head = new_head;
@@ -586,15 +700,29 @@ impl Inner {
         }
     }
 
-    /// Commits the pending read records, if any.
+    /// Commits the pending read records, if any, durably (with those an earlier commit left
+    /// without an fsync).
     pub(super) fn flush_with(&self, store: &Store) -> Result<()> {
-        if lock(&self.pending).is_empty() {
+        self.flusher.wait();
+        if lock(&self.pending).is_empty() && !self.undurable.load(Ordering::SeqCst) {
             return Ok(());
         }
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
         self.guard_write(|| self.commit(store, Inner::begin(store)?, Vec::new()))
+    }
+
+    /// Commits a full buffer of read records: without an fsync while the last durable commit
+    /// is more recent than [`DURABLE_EVERY`], else durably.
+    fn flush_full(&self, store: &Store) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::Poisoned);
+        }
+        let durable = lock(&self.durable_at).elapsed() >= DURABLE_EVERY;
+        self.guard_write(|| {
+            self.commit_records(store, Inner::begin(store)?, Vec::new(), None, durable)
+        })
     }
 
     /// [`guard_panics`] for a write: a panic inside the storage engine (a damaged file opened
@@ -610,21 +738,21 @@ impl Inner {
 
     /// A record of `op` by `actor` waiting for the next commit.
     #[expect(clippy::too_many_arguments, reason = "the fields of a record")]
-    pub(super) fn pending_record(
+    pub(super) fn pending_record<'a>(
         &self,
         time: Timestamp,
-        actor: &Arc<str>,
+        actor: &'a Arc<str>,
         principal: Option<&Principal>,
         op: Operation,
-        name: Option<&str>,
+        name: Option<&'a str>,
         version: Option<[u8; 16]>,
         err: Option<&Error>,
-    ) -> PendingRecord {
+    ) -> PendingRecord<'a> {
         PendingRecord {
             time,
-            actor: Arc::clone(actor),
+            actor,
             operation: op.code(),
-            name: name.map(Box::from),
+            name,
             version,
             outcome: err.map(Error::code),
             principal: principal.map(audit::principal_to),
@@ -632,7 +760,7 @@ impl Inner {
     }
 
     /// Records a read or a refusal according to the audit level.
-    pub(super) fn note(&self, entry: PendingRecord, always: bool) -> Result<()> {
+    pub(super) fn note(&self, entry: PendingRecord<'_>, always: bool) -> Result<()> {
         match (self.read_audit, always) {
             (AuditLevel::Off, false) => Ok(()),
             (AuditLevel::Durable, _) => {
@@ -647,7 +775,7 @@ impl Inner {
                 };
                 // Bounded memory for read-mostly processes: a full buffer is committed.
                 if len >= MAX_PENDING {
-                    self.flush_with(&self.store())?;
+                    self.flush_full(&self.store())?;
                 }
                 Ok(())
             }
@@ -681,7 +809,7 @@ impl Drop for Inner {
             return;
         }
         let pending = std::mem::take(self.pending.get_mut().unwrap_or_else(|e| e.into_inner()));
-        if pending.is_empty() {
+        if pending.is_empty() && !*self.undurable.get_mut() {
             return;
         }
         let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -755,9 +883,35 @@ impl Vault {
                 version,
                 err,
             );
-            self.inner.note(record, always)?;
+            self.note_read(record, always)?;
         }
         result.map(|(v, _)| v)
+    }
+
+    /// Whether a commit without an fsync waits for a durable one ([`DURABLE_EVERY`]).
+    pub(crate) fn has_undurable_commit(&self) -> bool {
+        self.inner.undurable.load(Ordering::SeqCst)
+    }
+
+    /// [`Inner::note`] for a read. A buffered read that fills the buffer has it committed in
+    /// the background ([`Flusher`]); should the buffer reach twice its size (the background
+    /// commit fell behind, or failed), the reading thread commits it.
+    fn note_read(&self, record: PendingRecord<'_>, always: bool) -> Result<()> {
+        if self.inner.read_audit != AuditLevel::Buffered {
+            return self.inner.note(record, always);
+        }
+        let len = {
+            let mut pending = lock(&self.inner.pending);
+            pending.push(record);
+            pending.len()
+        };
+        if len < MAX_PENDING {
+            Ok(())
+        } else if len < 2 * MAX_PENDING {
+            Flusher::start(&self.inner)
+        } else {
+            self.inner.flush_full(&self.inner.store())
+        }
     }
 
     /// Runs a write: role check, one write transaction with any due purges, the operation's
@@ -871,13 +1025,13 @@ impl Vault {
     }
 
     /// A record of `op` by this handle, now, waiting for the next commit (a refusal, an open).
-    pub(super) fn pending(
-        &self,
+    pub(super) fn pending<'a>(
+        &'a self,
         op: Operation,
-        name: Option<&str>,
+        name: Option<&'a str>,
         version: Option<[u8; 16]>,
         err: Option<&Error>,
-    ) -> PendingRecord {
+    ) -> PendingRecord<'a> {
         self.inner.pending_record(
             self.inner.clock.now(),
             &self.actor,
