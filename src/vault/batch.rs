@@ -45,7 +45,7 @@ impl Vault {
                     (cx.keys.name_hash(name), i, name, value, options)
                 })
                 .collect();
-            batch.sort_by(|a, b| a.0.cmp(&b.0));
+            batch.sort_by_key(|item| item.0);
             // Two random values per secret (a version id, a nonce), drawn from the OS 4 KiB
             // at a time (the scope ends with this closure, before the commit).
             let _randomness = crate::crypto::BatchRandomness::start();
