@@ -356,7 +356,21 @@ impl Vault {
         };
         let result = result.and_then(|moved| {
             self.mark_maintenance(None)?;
-            Ok(moved)
+            // Clearing the mark is a commit, which allocates pages past the compacted end (redb
+            // grows a file in steps): compacted again, the file ends at its size. A crash in
+            // between leaves it compacted all but that commit, with no mark to report.
+            let mut store = self.inner.store_mut();
+            let again = self.inner.guard_write(|| {
+                let mut moved = false;
+                for _ in 0..8 {
+                    if !store.db.compact()? {
+                        break;
+                    }
+                    moved = true;
+                }
+                Ok(moved)
+            })?;
+            Ok(moved || again)
         });
         if let Err(e) = &result {
             self.inner
