@@ -30,71 +30,6 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(out)
 }
 
-/// `N` fresh random bytes that are stored in clear (nonces, version ids): from the OS per call,
-/// or, inside a [`BatchRandomness`] scope, from the pool it draws from the OS in one call per
-/// 4 KiB (each byte handed out once). Secrets (keys, tokens, salts) come from [`random`].
-pub(crate) fn public_random<const N: usize>() -> Result<[u8; N]> {
-    let mut out = [0u8; N];
-    let pooled = POOL.with(|p| p.borrow_mut().as_mut().map(|pool| pool.fill(&mut out)));
-    match pooled {
-        Some(filled) => filled?,
-        None => getrandom::fill(&mut out).map_err(|_| Error::Random)?,
-    }
-    Ok(out)
-}
-
-const POOL_LEN: usize = 4096;
-
-thread_local! {
-    static POOL: std::cell::RefCell<Option<Pool>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Random bytes drawn from the OS ahead of use; consumed front to back, refilled when empty.
-struct Pool {
-    buf: Zeroizing<Vec<u8>>,
-    used: usize,
-}
-
-impl Pool {
-    fn fill(&mut self, out: &mut [u8]) -> Result<()> {
-        if out.len() > POOL_LEN - self.used {
-            getrandom::fill(self.buf.as_mut_slice()).map_err(|_| Error::Random)?;
-            self.used = 0;
-        }
-        let end = self.used + out.len();
-        let taken = self.buf.get_mut(self.used..end).ok_or(Error::Random)?;
-        out.copy_from_slice(taken);
-        // Handed out once: the copy left behind is wiped.
-        taken.fill(0);
-        self.used = end;
-        Ok(())
-    }
-}
-
-/// While alive, [`public_random`] on this thread draws from a pool filled by one OS call per
-/// 4 KiB instead of one call per value (a batch write draws two values per secret). Dropped at
-/// the end of the batch, on this thread (it is not `Send`). No caller code runs inside a scope,
-/// so nothing can fork the process while the pool holds bytes still to be handed out.
-pub(crate) struct BatchRandomness(std::marker::PhantomData<*const ()>);
-
-impl BatchRandomness {
-    pub(crate) fn start() -> Self {
-        POOL.with(|p| {
-            *p.borrow_mut() = Some(Pool {
-                buf: Zeroizing::new(vec![0u8; POOL_LEN]),
-                used: POOL_LEN,
-            })
-        });
-        BatchRandomness(std::marker::PhantomData)
-    }
-}
-
-impl Drop for BatchRandomness {
-    fn drop(&mut self) {
-        POOL.with(|p| p.borrow_mut().take());
-    }
-}
-
 /// A fresh random key.
 pub(crate) fn random_key() -> Result<Key> {
     let mut k = Zeroizing::new([0u8; 32]);
@@ -159,7 +94,7 @@ impl Sealer {
 
     /// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let nonce: [u8; NONCE_LEN] = public_random()?;
+        let nonce: [u8; NONCE_LEN] = random()?;
         self.seal_with_nonce(&nonce, aad, plaintext)
     }
 

@@ -41,7 +41,7 @@ pub struct VersionId(pub(crate) [u8; 16]);
 
 impl VersionId {
     pub(crate) fn random() -> Result<Self> {
-        Ok(VersionId(crypto::public_random()?))
+        Ok(VersionId(crypto::random()?))
     }
 
     /// The raw 16 bytes.

@@ -2069,8 +2069,8 @@ fn in_memory_vaults_follow_the_same_rules() {
 
 #[test]
 fn set_many_reports_the_first_failing_item_in_the_callers_order() {
-    // Items are written in the order of their names' hashes; the error is still the one the
-    // caller's order meets first, and the records follow the caller's order.
+    // The error is the one the caller's order meets first, whatever the names' hashes (the
+    // rows' order), and the results and records follow the caller's order.
     let v = Vault::create_in_memory(&key(1), opts()).unwrap();
     let o = SetOptions::new();
     v.set("gone", "x").unwrap();

@@ -569,8 +569,7 @@ fn every_sealed_record_in_a_file_has_its_own_nonce() {
             v.rotate_master_key(&[], |_| {}).unwrap();
         }
     }
-    // Batches draw their nonces and version ids from a pool refilled 4 KiB at a time: three
-    // batches of 3,000 (new names and new versions of them) refill it many times over.
+    // Batches too: three of 3,000 (new names, and new versions of names already there).
     let plain = SetOptions::new();
     for round in 0..3 {
         let names: Vec<String> = (0..3000)

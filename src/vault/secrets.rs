@@ -276,23 +276,9 @@ impl WriteCx<'_> {
         max: usize,
         opts: &SetOptions,
     ) -> Result<SecretProperties> {
-        let hash = self.keys.name_hash(name);
-        self.set_hashed(tables, &hash, name, value, max, opts)
-    }
-
-    /// [`WriteCx::set_in`] of a name whose hash the caller computed.
-    pub(crate) fn set_hashed(
-        &mut self,
-        tables: &mut SetTables<'_, '_>,
-        hash: &NameHash,
-        name: &str,
-        value: &[u8],
-        max: usize,
-        opts: &SetOptions,
-    ) -> Result<SecretProperties> {
         validate_name(name)?;
         self.check_new_version(value, max, opts)?;
-        let hash = *hash;
+        let hash = self.keys.name_hash(name);
         let now = self.now;
         let version = VersionRecord {
             id: VersionId::random()?.0,
