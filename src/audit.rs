@@ -38,9 +38,10 @@ pub enum AuditLevel {
     /// 4,096 are waiting, a commit of its own on a background thread (the read that fills the
     /// buffer does not wait for it). That last commit skips the fsync while the previous durable
     /// commit is less than a second old: its records reach the disk with the next durable
-    /// commit. A crash can lose the read records no durable commit has carried yet (at most
-    /// about a second's worth beyond the 4,096 in memory), never a write's, and never leaves the
-    /// rollback witness ahead of the file.
+    /// commit. A crash can lose the read records no durable commit has carried yet (up to 4,096
+    /// in memory, and those of reads that came within a second of the last durable commit,
+    /// however many), never a write's, and never leaves the rollback witness ahead of the file.
+    /// Call [`flush`](crate::Vault::flush) where a read must be on the disk.
     #[default]
     Buffered,
     /// Reads are not recorded. Refused operations still are.
