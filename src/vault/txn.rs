@@ -700,11 +700,15 @@ impl Inner {
         }
     }
 
-    /// Commits the pending read records, if any, durably (with those an earlier commit left
-    /// without an fsync).
+    /// Commits the pending read records, if any, durably (with those a background commit is
+    /// committing or an earlier commit left without an fsync).
     pub(super) fn flush_with(&self, store: &Store) -> Result<()> {
-        self.flusher.wait();
-        if lock(&self.pending).is_empty() && !self.undurable.load(Ordering::SeqCst) {
+        // A background commit that has taken the records holds the write lock until it has
+        // committed them: the commit below waits for it, then makes them durable. (Waiting for
+        // it here instead could deadlock: it may be waiting for `store`, behind a writer that
+        // waits for the caller's hold on it.)
+        let background = *lock(&self.flusher.busy);
+        if !background && lock(&self.pending).is_empty() && !self.undurable.load(Ordering::SeqCst) {
             return Ok(());
         }
         if self.poisoned.load(Ordering::SeqCst) {
