@@ -62,22 +62,28 @@ fn after_crashes(file: &MemFile, witness: &Path, images: u64) -> Vec<usize> {
         .collect()
 }
 
+/// A vault on `file` reading with audit `Buffered`, its witness at `witness`, holding "alpha"
+/// (written by a durable commit just now).
+fn buffered_vault(file: &MemFile, witness: &Path) -> Vault {
+    let v = Vault::create_with_backend(
+        file.backend(),
+        &key(1),
+        Options::new()
+            .clock(clock())
+            .read_audit(AuditLevel::Buffered)
+            .witness(FileWitness::new(witness)),
+    )
+    .unwrap();
+    v.set("alpha", "one").unwrap();
+    v
+}
+
 #[test]
 fn a_full_buffer_skips_the_fsync_and_a_crash_loses_only_those_reads() {
     let dir = tempfile::tempdir().unwrap();
     let witness = dir.path().join("witness");
     let file = MemFile::new();
-    let c = clock();
-    let v = Vault::create_with_backend(
-        file.backend(),
-        &key(1),
-        Options::new()
-            .clock(c.clone())
-            .read_audit(AuditLevel::Buffered)
-            .witness(FileWitness::new(&witness)),
-    )
-    .unwrap();
-    v.set("alpha", "one").unwrap();
+    let v = buffered_vault(&file, &witness);
     let written = Instant::now();
     for _ in 0..BUFFER {
         v.get("alpha").unwrap();
@@ -108,17 +114,7 @@ fn a_full_buffer_a_second_after_the_last_durable_commit_is_committed_durably() {
     let dir = tempfile::tempdir().unwrap();
     let witness = dir.path().join("witness");
     let file = MemFile::new();
-    let c = clock();
-    let v = Vault::create_with_backend(
-        file.backend(),
-        &key(1),
-        Options::new()
-            .clock(c.clone())
-            .read_audit(AuditLevel::Buffered)
-            .witness(FileWitness::new(&witness)),
-    )
-    .unwrap();
-    v.set("alpha", "one").unwrap();
+    let v = buffered_vault(&file, &witness);
     std::thread::sleep(Duration::from_millis(1100));
     for _ in 0..BUFFER {
         v.get("alpha").unwrap();

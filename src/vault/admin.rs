@@ -343,15 +343,7 @@ impl Vault {
                 repack(&txn, DELETED)?;
                 repack(&txn, RETIRED)?;
                 txn.commit()?;
-                let mut moved = false;
-                // Each pass moves what it can; a few passes reach the end.
-                for _ in 0..8 {
-                    if !store.db.compact()? {
-                        break;
-                    }
-                    moved = true;
-                }
-                Ok(moved)
+                compact_passes(&mut store.db)
             })
         };
         let result = result.and_then(|moved| {
@@ -360,16 +352,7 @@ impl Vault {
             // grows a file in steps): compacted again, the file ends at its size. A crash in
             // between leaves it compacted all but that commit, with no mark to report.
             let mut store = self.inner.store_mut();
-            let again = self.inner.guard_write(|| {
-                let mut moved = false;
-                for _ in 0..8 {
-                    if !store.db.compact()? {
-                        break;
-                    }
-                    moved = true;
-                }
-                Ok(moved)
-            })?;
+            let again = self.inner.guard_write(|| compact_passes(&mut store.db))?;
             Ok(moved || again)
         });
         if let Err(e) = &result {
@@ -907,4 +890,17 @@ fn rotate(
             Err(e)
         }
     }
+}
+
+/// redb's compaction until nothing moves (each pass moves what it can; a few reach the end, at
+/// most eight are run); whether anything moved.
+fn compact_passes(db: &mut redb::Database) -> Result<bool> {
+    let mut moved = false;
+    for _ in 0..8 {
+        if !db.compact()? {
+            break;
+        }
+        moved = true;
+    }
+    Ok(moved)
 }
