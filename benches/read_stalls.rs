@@ -4,7 +4,8 @@
 //! read records, the scheduler) and the mean of the others.
 //!
 //! `cargo bench --bench read_stalls` (`TRESOR_BENCH_SECRETS`, default 10,000; 409,600 gets per
-//! run, three runs of each level).
+//! run, three runs of each level; `TRESOR_BENCH_LEVEL=off` or `buffered` runs that level alone,
+//! for a profiler).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -38,7 +39,12 @@ fn main() {
     println!("{n} secrets of 256 bytes; {GETS} random gets per run");
     println!("level      mean get   slow gets (> 50 µs)   their share per get   mean of the rest");
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for level in [AuditLevel::Off, AuditLevel::Buffered].repeat(3) {
+    let levels = match std::env::var("TRESOR_BENCH_LEVEL").as_deref() {
+        Ok("off") => vec![AuditLevel::Off],
+        Ok("buffered") => vec![AuditLevel::Buffered],
+        _ => vec![AuditLevel::Off, AuditLevel::Buffered],
+    };
+    for level in levels.repeat(3) {
         let vault = Vault::open(&path, &key, Options::new().read_audit(level)).expect("open");
         let (mut all, mut slow, mut slow_n) = (Duration::ZERO, Duration::ZERO, 0u32);
         for _ in 0..GETS {

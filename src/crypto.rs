@@ -30,6 +30,37 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(out)
 }
 
+/// Random bytes drawn from the operating system in one call and handed out in order, each byte
+/// once, refilled by another call when they run out. For a batch that needs many nonces and ids
+/// at once (a call to the CSPRNG costs about as much as sealing a small record). Only for code
+/// that runs no caller's code between the fill and the last draw: a pool that outlived a
+/// `fork` would hand the same bytes to both processes.
+pub(crate) struct RandomPool {
+    buf: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+impl RandomPool {
+    /// A pool of `len` random bytes (at least 64).
+    pub(crate) fn new(len: usize) -> Result<Self> {
+        let mut buf = Zeroizing::new(vec![0u8; len.max(64)]);
+        getrandom::fill(&mut buf).map_err(|_| Error::Random)?;
+        Ok(RandomPool { buf, pos: 0 })
+    }
+
+    /// The next `N` bytes, never handed out before.
+    pub(crate) fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        if self.pos + N > self.buf.len() {
+            getrandom::fill(&mut self.buf).map_err(|_| Error::Random)?;
+            self.pos = 0;
+        }
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[self.pos..self.pos + N]);
+        self.pos += N;
+        Ok(out)
+    }
+}
+
 /// A fresh random key.
 pub(crate) fn random_key() -> Result<Key> {
     let mut k = Zeroizing::new([0u8; 32]);
@@ -98,8 +129,9 @@ impl Sealer {
         self.seal_with_nonce(&nonce, aad, plaintext)
     }
 
-    /// [`Sealer::seal`] under a given nonce (which must never repeat under one key: only
-    /// [`Sealer::seal`] and the cross-checks of the two implementations call it).
+    /// [`Sealer::seal`] under a given nonce, which must never repeat under one key: it comes
+    /// from the CSPRNG ([`Sealer::seal`], or a [`RandomPool`] for a batch), or from the
+    /// cross-checks of the two implementations.
     pub(crate) fn seal_with_nonce(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -275,6 +307,20 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_random_pool_hands_out_each_byte_once_and_refills() {
+        let mut pool = RandomPool::new(64).unwrap();
+        let draws: Vec<[u8; 24]> = (0..10).map(|_| pool.take().unwrap()).collect();
+        // Ten draws of 24 bytes from a pool of 64: refilled on the third, the seventh and the
+        // tenth; no two draws alike (a repeat would be a 2^-192 event).
+        for (i, a) in draws.iter().enumerate() {
+            assert_ne!(a, &[0u8; 24]);
+            for b in &draws[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
 
     #[test]
     fn seal_open_round_trip_and_binding() {

@@ -40,10 +40,6 @@ pub fn validate_name(name: &str) -> Result<()> {
 pub struct VersionId(pub(crate) [u8; 16]);
 
 impl VersionId {
-    pub(crate) fn random() -> Result<Self> {
-        Ok(VersionId(crypto::random()?))
-    }
-
     /// The raw 16 bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0

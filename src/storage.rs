@@ -110,7 +110,7 @@ impl Keys {
         h
     }
 
-    /// Encodes and seals a record for the row `key` of `table`.
+    /// Encodes and seals a record for the row `key` of `table`, under a fresh random nonce.
     pub(crate) fn seal<T: Serialize>(
         &self,
         vault_id: &[u8; 16],
@@ -120,8 +120,25 @@ impl Keys {
         value: &T,
         hint: usize,
     ) -> Result<Vec<u8>> {
+        let nonce = crypto::random()?;
+        self.seal_with_nonce(vault_id, table, key, tag, value, hint, &nonce)
+    }
+
+    /// [`Keys::seal`] under a nonce the caller drew (from a [`crypto::RandomPool`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn seal_with_nonce<T: Serialize>(
+        &self,
+        vault_id: &[u8; 16],
+        table: TableId,
+        key: &[u8],
+        tag: u8,
+        value: &T,
+        hint: usize,
+        nonce: &[u8; crypto::NONCE_LEN],
+    ) -> Result<Vec<u8>> {
         let plain = encoding::encode(tag, value, hint);
-        self.seal_bytes(vault_id, table, key, &plain)
+        self.data
+            .seal_with_nonce(nonce, &encoding::aad(vault_id, table, key), &plain)
     }
 
     /// Seals an already encoded record for the row `key` of `table`.

@@ -2124,6 +2124,69 @@ fn set_many_reports_the_first_failing_item_in_the_callers_order() {
 }
 
 #[test]
+fn set_many_takes_no_item_past_the_first_invalid_one() {
+    // The rows are written in key order after the last item, but the items are checked as they
+    // are taken: the iterator is not advanced past the one that fails (the command line's
+    // `import` names it by counting).
+    let v = Vault::create_in_memory(&key(1), opts()).unwrap();
+    let o = SetOptions::new();
+    let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+    let taken = std::cell::Cell::new(0usize);
+    let items = names.iter().enumerate().map(|(i, n)| {
+        taken.set(taken.get() + 1);
+        let name = if i == 41 { "bad_name" } else { n.as_str() };
+        (name, b"v".as_slice(), &o)
+    });
+    assert!(matches!(v.set_many(items), Err(Error::InvalidName(_))));
+    assert_eq!(taken.get(), 42);
+    // A name given again in the same batch with a check-and-set condition: its current version
+    // is one the batch made up, which the condition cannot name.
+    let exp = SetOptions::new().expect(Expect::Absent);
+    let r = v.set_many([("dup", b"1".as_slice(), &o), ("DUP", b"2".as_slice(), &exp)]);
+    assert!(matches!(r, Err(Error::VersionConflict)), "{r:?}");
+    assert!(matches!(v.get("dup"), Err(Error::NotFound)));
+    // The versions a batch prunes are recorded with the item that pruned them.
+    let one = SetOptions::new().max_versions(1);
+    v.set("kept", "0").unwrap();
+    let before = v.audit_len().unwrap();
+    let written = v
+        .set_many([
+            ("kept", b"1".as_slice(), &one),
+            ("other", b"x".as_slice(), &o),
+            ("kept", b"2".as_slice(), &one),
+        ])
+        .unwrap();
+    assert_eq!(written[0].sequence, 2);
+    assert_eq!(written[2].sequence, 3);
+    assert_eq!(v.get("kept").unwrap().expose(), b"2");
+    let ops: Vec<(Operation, Option<String>)> = v
+        .audit(before, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            use Operation::*;
+            matches!(r.operation, SecretPrune | SecretSet | SecretImport)
+        })
+        .map(|r| (r.operation, r.name))
+        .collect();
+    let kept = || Some("kept".to_string());
+    assert_eq!(
+        ops,
+        [
+            (Operation::SecretPrune, kept()),
+            (Operation::SecretSet, kept()),
+            (Operation::SecretSet, Some("other".to_string())),
+            (Operation::SecretPrune, kept()),
+            (Operation::SecretSet, kept()),
+            (Operation::SecretImport, None),
+        ]
+    );
+    assert_eq!(v.list_versions("kept").unwrap().len(), 1);
+    v.verify_audit().unwrap();
+    v.check_integrity().unwrap();
+}
+
+#[test]
 fn set_many_writes_all_or_nothing() {
     let v = Vault::create_in_memory(&key(1), opts()).unwrap();
     let o = SetOptions::new();

@@ -434,7 +434,7 @@ impl Vault {
     /// expired, soonest first. (Azure raises `SecretNearExpiry` 30 days ahead.)
     pub fn expiring(&self, within: Duration) -> Result<Vec<SecretProperties>> {
         self.read(Operation::SecretListExpiring, None, |cx| {
-            let horizon = cx.now.plus(within);
+            let horizon = cx.now().plus(within);
             let table = cx.txn.open_table(SECRETS)?;
             let mut out = Vec::new();
             for row in table.iter()? {

@@ -189,6 +189,22 @@ pub(crate) fn check_limit(limit: usize) -> Result<()> {
     Ok(())
 }
 
+/// Whether a set's check-and-set condition holds against the secret's current version (`None`:
+/// no live secret of that name).
+pub(crate) fn check_expect(opts: &SetOptions, current: Option<&[u8; 16]>) -> Result<()> {
+    let holds = match (opts.expect, current) {
+        (None, _) => true,
+        (Some(Expect::Absent), current) => current.is_none(),
+        (Some(Expect::Version(want)), Some(id)) => want.0 == *id,
+        (Some(Expect::Version(_)), None) => false,
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(Error::VersionConflict)
+    }
+}
+
 impl ReadCx<'_> {
     fn secret(&self, name: &str) -> Result<(NameHash, SecretRecord)> {
         let table = self.txn.open_table(SECRETS)?;
@@ -240,7 +256,12 @@ impl<'t, 'k> SetTables<'t, 'k> {
 
 impl WriteCx<'_> {
     /// Checks value and properties against the vault's limits.
-    fn check_new_version(&self, value: &[u8], max: usize, opts: &SetOptions) -> Result<()> {
+    pub(crate) fn check_new_version(
+        &self,
+        value: &[u8],
+        max: usize,
+        opts: &SetOptions,
+    ) -> Result<()> {
         if value.len() > max {
             return Err(Error::ValueTooLarge {
                 len: value.len(),
@@ -264,24 +285,62 @@ impl WriteCx<'_> {
         opts: &SetOptions,
     ) -> Result<SecretProperties> {
         let mut tables = SetTables::open(self.txn)?;
-        self.set_in(&mut tables, name, value, max, opts)
+        validate_name(name)?;
+        let hash = self.keys.name_hash(name);
+        let existing = self.set_check(&tables, &hash, value, max, opts)?;
+        let rec = self.set_apply(&mut tables, &hash, existing, name, value, opts)?;
+        self.version = Some(rec.current.id);
+        self.store_secret(&mut tables, &hash, rec)
     }
 
-    /// [`WriteCx::set`] with the tables it writes already open (a batch opens them once).
-    pub(crate) fn set_in(
-        &mut self,
-        tables: &mut SetTables<'_, '_>,
-        name: &str,
+    /// The first half of a set, for a valid name and its hash: checks the new version against
+    /// the vault's limits and the secret's state (a check-and-set, a name held by a deleted
+    /// secret), and returns the record the new version supersedes (`None`: a new secret).
+    /// Writes nothing.
+    pub(crate) fn set_check(
+        &self,
+        tables: &SetTables<'_, '_>,
+        hash: &NameHash,
         value: &[u8],
         max: usize,
         opts: &SetOptions,
-    ) -> Result<SecretProperties> {
-        validate_name(name)?;
+    ) -> Result<Option<SecretRecord>> {
         self.check_new_version(value, max, opts)?;
-        let hash = self.keys.name_hash(name);
+        let existing = load_secret(
+            &*tables.secrets,
+            TableId::Secrets,
+            self.keys,
+            self.vault_id,
+            hash,
+        )?;
+        match &existing {
+            Some(rec) => check_expect(opts, Some(&rec.current.id))?,
+            None => {
+                if tables.deleted.get(hash)?.is_some() {
+                    return Err(Error::Conflict { deleted: true });
+                }
+                check_expect(opts, None)?;
+            }
+        }
+        Ok(existing)
+    }
+
+    /// The second half of a set, once [`WriteCx::set_check`] passed: the secret's record with
+    /// the new version current. The superseded version moves to `versions` and into the index,
+    /// versions beyond the secret's limit are pruned; the record itself is for the caller to
+    /// store ([`WriteCx::store_secret`]). Version ids and nonces come from [`WriteCx::draw`].
+    pub(crate) fn set_apply(
+        &mut self,
+        tables: &mut SetTables<'_, '_>,
+        hash: &NameHash,
+        existing: Option<SecretRecord>,
+        name: &str,
+        value: &[u8],
+        opts: &SetOptions,
+    ) -> Result<SecretRecord> {
         let now = self.now;
         let version = VersionRecord {
-            id: VersionId::random()?.0,
+            id: self.draw()?,
             seq: 0,
             props: StoredProps {
                 enabled: !opts.disabled,
@@ -295,42 +354,32 @@ impl WriteCx<'_> {
             value: Zeroizing::new(value.to_vec()),
             retired: None,
         };
-        let existing = load_secret(
-            &*tables.secrets,
-            TableId::Secrets,
-            self.keys,
-            self.vault_id,
-            &hash,
-        )?;
         let mut rec = match existing {
             Some(mut rec) => {
-                if let Some(expect) = opts.expect
-                    && expect != Expect::Version(VersionId(rec.current.id))
-                {
-                    return Err(Error::VersionConflict);
-                }
                 // The superseded version moves to `versions` and into the index; the current
                 // version is found through the secret's own record.
                 let old = std::mem::replace(&mut rec.current, version);
                 rec.current.seq = old.seq + 1;
-                let sealed =
-                    seal_version(self.keys, self.vault_id, TableId::Versions, &hash, &old)?;
+                let nonce = self.draw()?;
+                let sealed = self.keys.seal_with_nonce(
+                    self.vault_id,
+                    TableId::Versions,
+                    &seq_key(hash, old.seq),
+                    tag::VERSION,
+                    &old,
+                    old.value.len() + 256,
+                    &nonce,
+                )?;
                 self.txn
                     .open_table(VERSIONS)?
-                    .insert((hash, old.seq), sealed.as_slice())?;
-                tables.ids.insert((hash, old.id), old.seq)?;
+                    .insert((*hash, old.seq), sealed.as_slice())?;
+                tables.ids.insert((*hash, old.id), old.seq)?;
                 if opts.max_versions.is_some() {
                     rec.max_versions = opts.max_versions;
                 }
                 rec
             }
             None => {
-                if tables.deleted.get(&hash)?.is_some() {
-                    return Err(Error::Conflict { deleted: true });
-                }
-                if matches!(opts.expect, Some(Expect::Version(_))) {
-                    return Err(Error::VersionConflict);
-                }
                 let mut current = version;
                 current.seq = 1;
                 SecretRecord {
@@ -342,14 +391,30 @@ impl WriteCx<'_> {
                 }
             }
         };
-        self.prune(&hash, &mut rec, &mut tables.ids)?;
-        tables.secrets.insert(
+        self.prune(hash, &mut rec, &mut tables.ids)?;
+        Ok(rec)
+    }
+
+    /// Seals and stores a secret's record in `secrets`; returns the properties of its current
+    /// version.
+    pub(crate) fn store_secret(
+        &mut self,
+        tables: &mut SetTables<'_, '_>,
+        hash: &NameHash,
+        rec: SecretRecord,
+    ) -> Result<SecretProperties> {
+        let nonce = self.draw()?;
+        let sealed = self.keys.seal_with_nonce(
+            self.vault_id,
+            TableId::Secrets,
             hash,
-            seal_secret(self.keys, self.vault_id, TableId::Secrets, &hash, &rec)?.as_slice(),
+            tag::SECRET,
+            &rec,
+            rec.current.value.len() + 256,
+            &nonce,
         )?;
-        self.version = Some(rec.current.id);
-        let (properties, _) = into_props(rec.name, rec.current);
-        Ok(properties)
+        tables.secrets.insert(*hash, sealed.as_slice())?;
+        Ok(into_props(rec.name, rec.current).0)
     }
 
     fn update(
@@ -485,7 +550,7 @@ impl Vault {
             }
             let id = v.id;
             let (properties, mut value) = into_props(name, v);
-            if strict && properties.is_outside_validity(cx.now) {
+            if strict && properties.is_outside_validity(cx.now()) {
                 return Err(Error::OutsideValidity);
             }
             let value: SecretSlice<u8> = std::mem::take(&mut *value).into();

@@ -2,6 +2,7 @@
 //! handle's shared state, the role check, audit records appended in the write's own transaction,
 //! buffered read records, and the commit that poisons the handle when it fails.
 
+use std::cell::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -13,7 +14,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use crate::access::{Operation, Principal, Role};
 use crate::audit::{self, AuditLevel, Checkpoint, PendingBatch, PendingRecord};
 use crate::clock::{Clock, Timestamp};
-use crate::crypto::Key;
+use crate::crypto::{self, Key, RandomPool};
 use crate::digest::{self, Txn};
 use crate::encoding::{
     self, AuditEntry, AuditEntryRef, AuditHead, PrincipalStored, Settings, TableId, tag,
@@ -167,7 +168,17 @@ pub(crate) struct ReadCx<'a> {
     pub txn: ReadTransaction,
     pub keys: &'a Keys,
     pub vault_id: &'a [u8; 16],
-    pub now: Timestamp,
+    /// The time of the read, taken from the clock the first time it is asked for (most reads
+    /// need none unless they are recorded).
+    now: &'a OnceCell<Timestamp>,
+    clock: &'a dyn Clock,
+}
+
+impl ReadCx<'_> {
+    /// The time of this read: the same for every call, and the time its audit record carries.
+    pub fn now(&self) -> Timestamp {
+        *self.now.get_or_init(|| self.clock.now())
+    }
 }
 
 /// A write transaction with what a write needs, and the audit records it adds.
@@ -196,9 +207,20 @@ pub(crate) struct WriteCx<'a> {
     settings: Option<Settings>,
     /// Settings written by this transaction (the audit head takes a copy at commit).
     new_settings: Option<Settings>,
+    /// Where [`WriteCx::draw`] takes random bytes from while a batch writes its rows (`None`:
+    /// one call to the CSPRNG per draw).
+    pub pool: Option<RandomPool>,
 }
 
 impl WriteCx<'_> {
+    /// `N` fresh random bytes (a version id, a nonce): from the batch's pool if one is set.
+    pub fn draw<const N: usize>(&mut self) -> Result<[u8; N]> {
+        match &mut self.pool {
+            Some(pool) => pool.take(),
+            None => crypto::random(),
+        }
+    }
+
     /// The vault's settings, read inside this transaction.
     pub fn settings(&mut self) -> Result<Settings> {
         if let Some(s) = &self.settings {
@@ -859,14 +881,15 @@ impl Vault {
         f: impl FnOnce(&ReadCx<'_>) -> Result<(T, Option<[u8; 16]>)>,
     ) -> Result<T> {
         self.authorize(op, name)?;
-        let now = self.inner.clock.now();
+        let now = OnceCell::new();
         let result = guard_panics(|| {
             let store = self.inner.store();
             let cx = ReadCx {
                 txn: store.db.begin_read()?,
                 keys: &store.keys,
                 vault_id: &self.inner.vault_id,
-                now,
+                now: &now,
+                clock: &*self.inner.clock,
             };
             f(&cx)
         });
@@ -877,7 +900,8 @@ impl Vault {
                 Ok((_, v)) => (*v, None),
                 Err(e) => (None, Some(e)),
             };
-            // The read's record carries the time the read used.
+            // The read's record carries the time the read used (if it used one).
+            let now = *now.get_or_init(|| self.inner.clock.now());
             let record = self.inner.pending_record(
                 now,
                 &self.actor,
@@ -1085,6 +1109,7 @@ impl<'a> WriteCx<'a> {
             rescanned: None,
             settings: None,
             new_settings: None,
+            pool: None,
         }
     }
 }

@@ -1,0 +1,463 @@
+//! Every speed target of tresor against its physical limit, measured in interleaved rounds with
+//! the ratios paired per round, then the median of each: on a machine whose speed drifts by a
+//! quarter within minutes (as this one does), two criterion groups run one after the other
+//! compare two different machines, while two measurements in the same round compare the work.
+//!
+//! - get: a raw redb read of the sealed value in its own read transaction plus one ring
+//!   ChaCha20-Poly1305 open (the physical limit), tresor with read audit `Off`, and tresor with
+//!   `Buffered` (on a copy of the same file), at each size of `TRESOR_BENCH_SIZES` (default
+//!   `10000,100000,1000000`). Within a round the three take turns every 1,000 gets; every size
+//!   takes its turn in each round, so the 1M / 10k ratios are paired by round.
+//! - durable set: a raw redb one-row `Durability::Immediate` commit against a tresor `set`.
+//! - bulk import of 100k: the raw insert of hash-keyed rows sealed with a fresh nonce, in key
+//!   order, in one transaction, against one tresor `set_many`.
+//!
+//! `cargo bench --bench targets` prints a markdown table (`TRESOR_BENCH_ROUNDS`, default 9).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use redb::{Database, ReadableDatabase, TableDefinition};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use tresor::{AuditLevel, Credential, Options, SetOptions, Vault};
+
+const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("raw");
+const HASHED: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("hashed");
+const VALUE_LEN: usize = 256;
+/// Gets per handle per round (about a quarter of a second each).
+const GETS: usize = 100_000;
+/// Gets in one turn of a handle: the three ways alternate every few milliseconds.
+const SLICE: usize = 1_000;
+/// Durable writes per side per round.
+const WRITES: usize = 40;
+const BULK: usize = 100_000;
+
+fn env_list(var: &str, default: &str) -> Vec<usize> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("comma-separated numbers"))
+        .collect()
+}
+
+fn name(i: usize) -> String {
+    format!("secret-{i:07}")
+}
+
+fn value(i: usize) -> Vec<u8> {
+    (0..VALUE_LEN)
+        .map(|j| (i.wrapping_mul(31).wrapping_add(j) % 251) as u8)
+        .collect()
+}
+
+/// A small deterministic generator of random indexes (xorshift64*).
+struct Picker(u64);
+
+impl Picker {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    }
+}
+
+fn key() -> Credential {
+    Credential::key([7u8; 32])
+}
+
+fn ring_key() -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[3u8; 32]).unwrap())
+}
+
+fn ring_seal(c: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
+    let nonce = [9u8; 12];
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(plain);
+    let tag = c
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::empty(),
+            &mut out[12..],
+        )
+        .unwrap();
+    out.extend_from_slice(tag.as_ref());
+    out
+}
+
+fn ring_open(c: &LessSafeKey, sealed: &[u8]) -> Vec<u8> {
+    let nonce: [u8; 12] = sealed[..12].try_into().unwrap();
+    let mut buf = sealed[12..].to_vec();
+    let len = c
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+        .unwrap()
+        .len();
+    buf.truncate(len);
+    buf
+}
+
+fn tresor_file(path: &Path, n: usize) {
+    let vault = Vault::create(path, &key(), Options::new()).unwrap();
+    let opts = SetOptions::new();
+    for start in (0..n).step_by(50_000) {
+        let end = (start + 50_000).min(n);
+        let names: Vec<String> = (start..end).map(name).collect();
+        let values: Vec<Vec<u8>> = (start..end).map(value).collect();
+        vault
+            .set_many(
+                names
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
+            )
+            .unwrap();
+    }
+}
+
+fn raw_file(path: &Path, n: usize, cipher: Option<&LessSafeKey>) -> Database {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(RAW).unwrap();
+        for i in 0..n {
+            let v = match cipher {
+                Some(c) => ring_seal(c, &value(i)),
+                None => value(i),
+            };
+            t.insert(name(i).as_str(), v.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    db
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        (xs[m - 1] + xs[m]) / 2.0
+    }
+}
+
+fn range(xs: &[f64]) -> (f64, f64) {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+/// Nanoseconds per call of `f` over `k` calls.
+fn per_call(k: usize, mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..k {
+        f();
+    }
+    t.elapsed().as_nanos() as f64 / k as f64
+}
+
+/// One size's three ways of reading, each with its own random sequence of names.
+struct Readers {
+    n: usize,
+    names: Vec<String>,
+    limit: Database,
+    off: Vault,
+    buffered: Vault,
+    cipher: LessSafeKey,
+    picks: [Picker; 3],
+}
+
+impl Readers {
+    fn new(dir: &Path, n: usize) -> Self {
+        let path = dir.join(format!("off-{n}.tresor"));
+        tresor_file(&path, n);
+        let copy = dir.join(format!("buffered-{n}.tresor"));
+        std::fs::copy(&path, &copy).unwrap();
+        let cipher = ring_key();
+        let limit = raw_file(&dir.join(format!("limit-{n}.redb")), n, Some(&cipher));
+        let open =
+            |p: &PathBuf, level| Vault::open(p, &key(), Options::new().read_audit(level)).unwrap();
+        Readers {
+            n,
+            names: (0..n).map(name).collect(),
+            limit,
+            off: open(&path, AuditLevel::Off),
+            buffered: open(&copy, AuditLevel::Buffered),
+            cipher,
+            picks: [
+                Picker(0x9e37_79b9_7f4a_7c15),
+                Picker(0x9e37_79b9_7f4a_7c15),
+                Picker(0x9e37_79b9_7f4a_7c15),
+            ],
+        }
+    }
+
+    /// `count` gets by way `w` (0: limit, 1: Off, 2: Buffered); the time they took in ns.
+    fn gets(&mut self, w: usize, count: usize) -> f64 {
+        let (n, names) = (self.n, &self.names);
+        let pick = &mut self.picks[w];
+        let t = Instant::now();
+        match w {
+            0 => {
+                let (db, c) = (&self.limit, &self.cipher);
+                for _ in 0..count {
+                    let txn = db.begin_read().unwrap();
+                    let t = txn.open_table(RAW).unwrap();
+                    let sealed = t.get(names[pick.next(n)].as_str()).unwrap().unwrap();
+                    black_box(ring_open(c, sealed.value()));
+                }
+            }
+            1 => {
+                for _ in 0..count {
+                    black_box(self.off.get(&names[pick.next(n)]).unwrap());
+                }
+            }
+            _ => {
+                for _ in 0..count {
+                    black_box(self.buffered.get(&names[pick.next(n)]).unwrap());
+                }
+            }
+        }
+        t.elapsed().as_nanos() as f64
+    }
+
+    /// One round: [`GETS`] gets by each way, in slices of [`SLICE`] taking turns, so that a
+    /// change in the machine's speed falls on the three alike. ns per get of each way.
+    fn round(&mut self) -> [f64; 3] {
+        let mut total = [0.0; 3];
+        for slice in 0..GETS / SLICE {
+            for k in 0..3 {
+                let w = (slice + k) % 3;
+                total[w] += self.gets(w, SLICE);
+            }
+        }
+        total.map(|t| t / GETS as f64)
+    }
+}
+
+struct Row {
+    work: String,
+    ratios: Vec<f64>,
+    tresor: Vec<f64>,
+    base: Vec<f64>,
+    unit: &'static str,
+    target: &'static str,
+    limit: Option<f64>,
+}
+
+impl Row {
+    fn print(&self) {
+        let (lo, hi) = range(&self.ratios);
+        let m = median(self.ratios.clone());
+        let met = match self.limit {
+            Some(l) if m <= l => "yes",
+            Some(_) => "no",
+            None => "—",
+        };
+        let scale = if self.unit == "ms" { 1e6 } else { 1e3 };
+        let unit = if self.unit == "ms" { "ms" } else { "µs" };
+        let diff = self.work.contains('−');
+        println!(
+            "| {} | {:.2} {unit} | {} | {} | {}–{} | {} | {} |",
+            self.work,
+            median(self.tresor.clone()) / scale,
+            if self.base.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.2} {unit}", median(self.base.clone()) / scale)
+            },
+            if diff {
+                format!("{:+.2} µs", m)
+            } else {
+                format!("{m:.2}×")
+            },
+            if diff {
+                format!("{lo:+.2}")
+            } else {
+                format!("{lo:.2}")
+            },
+            if diff {
+                format!("{hi:+.2}")
+            } else {
+                format!("{hi:.2}")
+            },
+            self.target,
+            met,
+        );
+    }
+}
+
+fn main() {
+    let rounds = env_list("TRESOR_BENCH_ROUNDS", "9")[0];
+    let sizes = env_list("TRESOR_BENCH_SIZES", "10000,100000,1000000");
+    let dir = tempfile::tempdir().unwrap();
+    eprintln!("building vaults of {sizes:?} secrets …");
+    let mut readers: Vec<Readers> = sizes.iter().map(|&n| Readers::new(dir.path(), n)).collect();
+    // Warm every handle once (page cache, redb's cache) before the first round counts.
+    for r in &mut readers {
+        r.round();
+    }
+    // get[size][way] = one figure per round.
+    let mut get = vec![[vec![], vec![], vec![]]; readers.len()];
+    for round in 0..rounds {
+        eprintln!("get, round {}/{rounds}", round + 1);
+        for (s, r) in readers.iter_mut().enumerate() {
+            for (w, ns) in r.round().into_iter().enumerate() {
+                get[s][w].push(ns);
+            }
+        }
+    }
+    drop(readers);
+
+    // Durable writes: the two sides alternate within each round.
+    let raw = raw_file(&dir.path().join("set.redb"), 1000, None);
+    let set_path = dir.path().join("set.tresor");
+    tresor_file(&set_path, 1000);
+    let vault = Vault::open(&set_path, &key(), Options::new()).unwrap();
+    let v = value(1);
+    let names: Vec<String> = (0..1000).map(name).collect();
+    let (mut raw_set, mut tresor_set) = (vec![], vec![]);
+    let mut i = 0usize;
+    for round in 0..rounds {
+        eprintln!("durable set, round {}/{rounds}", round + 1);
+        let mut raw_side = || {
+            per_call(WRITES, || {
+                i += 1;
+                let txn = raw.begin_write().unwrap();
+                txn.open_table(RAW)
+                    .unwrap()
+                    .insert(names[i % 1000].as_str(), v.as_slice())
+                    .unwrap();
+                txn.commit().unwrap();
+            })
+        };
+        let r = raw_side();
+        let t = per_call(WRITES, || {
+            i += 1;
+            black_box(vault.set(&names[i % 1000], &v).unwrap());
+        });
+        raw_set.push(r);
+        tresor_set.push(t);
+    }
+    drop(vault);
+
+    // Bulk import of 100k into a new file, both sides in each round.
+    let bulk_names: Vec<String> = (0..BULK).map(name).collect();
+    let bulk_values: Vec<Vec<u8>> = (0..BULK).map(value).collect();
+    let opts = SetOptions::new();
+    let (mut raw_bulk, mut tresor_bulk) = (vec![], vec![]);
+    let bulk_rounds = rounds.div_ceil(2).max(3);
+    for round in 0..bulk_rounds {
+        eprintln!("bulk import, round {}/{bulk_rounds}", round + 1);
+        let d = tempfile::tempdir_in(dir.path()).unwrap();
+        let db = Database::create(d.path().join("bulk.redb")).unwrap();
+        let t = Instant::now();
+        let hkey = [5u8; 32];
+        let mut rows: Vec<([u8; 16], Vec<u8>)> = bulk_names
+            .iter()
+            .zip(&bulk_values)
+            .map(|(n, v)| {
+                let mut k = [0u8; 16];
+                k.copy_from_slice(&blake3::keyed_hash(&hkey, n.as_bytes()).as_bytes()[..16]);
+                (k, tresor::fuzzing::seal(&hkey, &k, v).unwrap())
+            })
+            .collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(HASHED).unwrap();
+            for (k, v) in &rows {
+                table.insert(k, v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        raw_bulk.push(t.elapsed().as_nanos() as f64);
+        drop((db, rows));
+
+        let vault = Vault::create(d.path().join("bulk.tresor"), &key(), Options::new()).unwrap();
+        let t = Instant::now();
+        vault
+            .set_many(
+                bulk_names
+                    .iter()
+                    .zip(&bulk_values)
+                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
+            )
+            .unwrap();
+        tresor_bulk.push(t.elapsed().as_nanos() as f64);
+    }
+
+    println!(
+        "{rounds} interleaved rounds ({GETS} gets per handle, {WRITES} durable writes per side, \
+         {bulk_rounds} rounds of the 100k import); medians, ratios paired per round"
+    );
+    println!();
+    println!("| work | tresor | baseline | ratio (median) | range over rounds | target | met |");
+    println!("|---|---|---|---|---|---|---|");
+    let paired =
+        |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
+    let diff = |a: &[f64], b: &[f64]| -> Vec<f64> {
+        a.iter().zip(b).map(|(x, y)| (x - y) / 1e3).collect()
+    };
+    for (s, &n) in sizes.iter().enumerate() {
+        let [limit, off, buffered] = &get[s];
+        Row {
+            work: format!("get Off / physical limit, {n}"),
+            ratios: paired(off, limit),
+            tresor: off.clone(),
+            base: limit.clone(),
+            unit: "µs",
+            target: "≤ 1.5×",
+            limit: Some(1.5),
+        }
+        .print();
+        Row {
+            work: format!("get Buffered − get Off, {n}"),
+            ratios: diff(buffered, off),
+            tresor: buffered.clone(),
+            base: off.clone(),
+            unit: "µs",
+            target: "≤ +0.30 µs",
+            limit: Some(0.30),
+        }
+        .print();
+    }
+    if let (Some(first), Some(last)) = (get.first(), get.last())
+        && sizes.len() > 1
+    {
+        let (small, large) = (sizes[0], sizes[sizes.len() - 1]);
+        for (w, label) in [(1, "get Off"), (2, "get Buffered"), (0, "physical limit")] {
+            Row {
+                work: format!("{label} at {large} / at {small}"),
+                ratios: paired(&last[w], &first[w]),
+                tresor: last[w].clone(),
+                base: first[w].clone(),
+                unit: "µs",
+                target: if w == 0 { "(reference)" } else { "≤ 1.3×" },
+                limit: if w == 0 { None } else { Some(1.3) },
+            }
+            .print();
+        }
+    }
+    Row {
+        work: "durable set / raw redb one-row Immediate commit".into(),
+        ratios: paired(&tresor_set, &raw_set),
+        tresor: tresor_set.clone(),
+        base: raw_set.clone(),
+        unit: "µs",
+        target: "≤ 1.4×",
+        limit: Some(1.4),
+    }
+    .print();
+    Row {
+        work: "bulk import 100k / raw sorted sealed insert".into(),
+        ratios: paired(&tresor_bulk, &raw_bulk),
+        tresor: tresor_bulk,
+        base: raw_bulk,
+        unit: "ms",
+        target: "≤ 1.5×",
+        limit: Some(1.5),
+    }
+    .print();
+}
