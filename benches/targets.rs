@@ -18,13 +18,16 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
-use tresor::{AuditLevel, Credential, Options, SetOptions, Vault};
+use redb::{Database, ReadableDatabase};
+use ring::aead::LessSafeKey;
+use tresor::{AuditLevel, Options, SetOptions, Vault};
 
-const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("raw");
-const HASHED: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("hashed");
-const VALUE_LEN: usize = 256;
+mod common;
+
+use common::{
+    Picker, RAW, key, name, raw_file, ring_key, ring_open, sorted_sealed_insert, tresor_file, value,
+};
+
 /// Gets per handle per round (about a quarter of a second each).
 const GETS: usize = 100_000;
 /// Gets in one turn of a handle: the three ways alternate every few milliseconds.
@@ -39,97 +42,6 @@ fn env_list(var: &str, default: &str) -> Vec<usize> {
         .split(',')
         .map(|s| s.trim().parse().expect("comma-separated numbers"))
         .collect()
-}
-
-fn name(i: usize) -> String {
-    format!("secret-{i:07}")
-}
-
-fn value(i: usize) -> Vec<u8> {
-    (0..VALUE_LEN)
-        .map(|j| (i.wrapping_mul(31).wrapping_add(j) % 251) as u8)
-        .collect()
-}
-
-/// A small deterministic generator of random indexes (xorshift64*).
-struct Picker(u64);
-
-impl Picker {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    }
-}
-
-fn key() -> Credential {
-    Credential::key([7u8; 32])
-}
-
-fn ring_key() -> LessSafeKey {
-    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[3u8; 32]).unwrap())
-}
-
-fn ring_seal(c: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
-    let nonce = [9u8; 12];
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(plain);
-    let tag = c
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::empty(),
-            &mut out[12..],
-        )
-        .unwrap();
-    out.extend_from_slice(tag.as_ref());
-    out
-}
-
-fn ring_open(c: &LessSafeKey, sealed: &[u8]) -> Vec<u8> {
-    let nonce: [u8; 12] = sealed[..12].try_into().unwrap();
-    let mut buf = sealed[12..].to_vec();
-    let len = c
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .unwrap()
-        .len();
-    buf.truncate(len);
-    buf
-}
-
-fn tresor_file(path: &Path, n: usize) {
-    let vault = Vault::create(path, &key(), Options::new()).unwrap();
-    let opts = SetOptions::new();
-    for start in (0..n).step_by(50_000) {
-        let end = (start + 50_000).min(n);
-        let names: Vec<String> = (start..end).map(name).collect();
-        let values: Vec<Vec<u8>> = (start..end).map(value).collect();
-        vault
-            .set_many(
-                names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
-            )
-            .unwrap();
-    }
-}
-
-fn raw_file(path: &Path, n: usize, cipher: Option<&LessSafeKey>) -> Database {
-    let db = Database::create(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(RAW).unwrap();
-        for i in 0..n {
-            let v = match cipher {
-                Some(c) => ring_seal(c, &value(i)),
-                None => value(i),
-            };
-            t.insert(name(i).as_str(), v.as_slice()).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-    db
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -185,11 +97,7 @@ impl Readers {
             off: open(&path, AuditLevel::Off),
             buffered: open(&copy, AuditLevel::Buffered),
             cipher,
-            picks: [
-                Picker(0x9e37_79b9_7f4a_7c15),
-                Picker(0x9e37_79b9_7f4a_7c15),
-                Picker(0x9e37_79b9_7f4a_7c15),
-            ],
+            picks: [Picker::new(), Picker::new(), Picker::new()],
         }
     }
 
@@ -290,7 +198,7 @@ impl Row {
 
 fn main() {
     let rounds = env_list("TRESOR_BENCH_ROUNDS", "9")[0];
-    let sizes = env_list("TRESOR_BENCH_SIZES", "10000,100000,1000000");
+    let sizes = common::sizes();
     let dir = tempfile::tempdir().unwrap();
     eprintln!("building vaults of {sizes:?} secrets …");
     let mut readers: Vec<Readers> = sizes.iter().map(|&n| Readers::new(dir.path(), n)).collect();
@@ -353,27 +261,9 @@ fn main() {
         let d = tempfile::tempdir_in(dir.path()).unwrap();
         let db = Database::create(d.path().join("bulk.redb")).unwrap();
         let t = Instant::now();
-        let hkey = [5u8; 32];
-        let mut rows: Vec<([u8; 16], Vec<u8>)> = bulk_names
-            .iter()
-            .zip(&bulk_values)
-            .map(|(n, v)| {
-                let mut k = [0u8; 16];
-                k.copy_from_slice(&blake3::keyed_hash(&hkey, n.as_bytes()).as_bytes()[..16]);
-                (k, tresor::fuzzing::seal(&hkey, &k, v).unwrap())
-            })
-            .collect();
-        rows.sort_unstable_by_key(|r| r.0);
-        let txn = db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(HASHED).unwrap();
-            for (k, v) in &rows {
-                table.insert(k, v.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
+        sorted_sealed_insert(&db, &bulk_names, &bulk_values);
         raw_bulk.push(t.elapsed().as_nanos() as f64);
-        drop((db, rows));
+        drop(db);
 
         let vault = Vault::create(d.path().join("bulk.tresor"), &key(), Options::new()).unwrap();
         let t = Instant::now();

@@ -9,136 +9,34 @@
 //! BENCHMARKS.md.
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cpu_time::ProcessTime;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use redb::{Database, ReadableDatabase, TableDefinition};
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use redb::{Database, ReadableDatabase};
 use tresor::{AuditLevel, Credential, Options, SetOptions, Vault};
 
-const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("raw");
-const HASHED: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("hashed");
-const VALUE_LEN: usize = 256;
+mod common;
 
-fn sizes() -> Vec<usize> {
-    std::env::var("TRESOR_BENCH_SIZES")
-        .unwrap_or_else(|_| "10000,100000,1000000".into())
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .expect("TRESOR_BENCH_SIZES: comma-separated numbers")
-        })
-        .collect()
-}
+use common::{
+    Picker, RAW, key, name, raw_file, ring_key, ring_open, sizes, sorted_sealed_insert,
+    tresor_file, value,
+};
 
-fn name(i: usize) -> String {
-    format!("secret-{i:07}")
-}
-
-fn value(i: usize) -> Vec<u8> {
-    let mut v = vec![0u8; VALUE_LEN];
-    for (j, b) in v.iter_mut().enumerate() {
-        *b = (i.wrapping_mul(31).wrapping_add(j) % 251) as u8;
-    }
-    v
-}
-
-/// A small deterministic generator of random indexes (xorshift64*).
-struct Picker(u64);
-
-impl Picker {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    }
-}
-
-fn key() -> Credential {
-    Credential::key([7u8; 32])
-}
-
-/// A vault file holding `n` secrets of 256 bytes, written in batches.
-fn tresor_file(dir: &Path, n: usize) -> std::path::PathBuf {
+/// A vault file of `n` secrets in `dir`.
+fn tresor_in(dir: &Path, n: usize) -> PathBuf {
     let path = dir.join(format!("tresor-{n}.tresor"));
-    let vault = Vault::create(&path, &key(), Options::new()).unwrap();
-    let opts = SetOptions::new();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(50_000) {
-        let names: Vec<String> = chunk.iter().map(|&i| name(i)).collect();
-        let values: Vec<Vec<u8>> = chunk.iter().map(|&i| value(i)).collect();
-        vault
-            .set_many(
-                names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
-            )
-            .unwrap();
-    }
-    drop(vault);
+    tresor_file(&path, n);
     path
-}
-
-/// A raw redb file with the same names and values (sealed when `aead` is given).
-fn raw_file(dir: &Path, n: usize, aead: Option<&LessSafeKey>, tag: &str) -> Database {
-    let db = Database::create(dir.join(format!("raw-{tag}-{n}.redb"))).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(RAW).unwrap();
-        for i in 0..n {
-            let v = match aead {
-                None => value(i),
-                Some(c) => seal(c, &value(i)),
-            };
-            t.insert(name(i).as_str(), v.as_slice()).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-    db
-}
-
-fn ring_key() -> LessSafeKey {
-    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[3u8; 32]).unwrap())
-}
-
-/// `nonce (12) || ciphertext || tag` by ring's ChaCha20-Poly1305.
-fn seal(c: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
-    let nonce = [9u8; 12];
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(plain);
-    let tag = c
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::empty(),
-            &mut out[12..],
-        )
-        .unwrap();
-    out.extend_from_slice(tag.as_ref());
-    out
-}
-
-/// One ring ChaCha20-Poly1305 open: the least a read of an encrypted value costs.
-fn open_sealed(c: &LessSafeKey, sealed: &[u8]) -> Vec<u8> {
-    let nonce: [u8; 12] = sealed[..12].try_into().unwrap();
-    let mut buf = sealed[12..].to_vec();
-    let len = c
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .unwrap()
-        .len();
-    buf.truncate(len);
-    buf
 }
 
 fn bench_get(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let cipher = ring_key();
-    let files: Vec<(usize, std::path::PathBuf)> = sizes()
+    let files: Vec<(usize, PathBuf)> = sizes()
         .into_iter()
-        .map(|n| (n, tresor_file(dir.path(), n)))
+        .map(|n| (n, tresor_in(dir.path(), n)))
         .collect();
     let mut group = c.benchmark_group("get");
     group
@@ -147,8 +45,8 @@ fn bench_get(c: &mut Criterion) {
     for (n, path) in &files {
         let n = *n;
         {
-            let raw = raw_file(dir.path(), n, None, "plain");
-            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            let raw = raw_file(&dir.path().join(format!("raw-plain-{n}.redb")), n, None);
+            let mut pick = Picker::new();
             group.bench_with_input(BenchmarkId::new("raw-redb", n), &n, |b, &n| {
                 b.iter(|| {
                     let txn = raw.begin_read().unwrap();
@@ -164,8 +62,12 @@ fn bench_get(c: &mut Criterion) {
             });
         }
         {
-            let raw = raw_file(dir.path(), n, Some(&cipher), "sealed");
-            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            let raw = raw_file(
+                &dir.path().join(format!("raw-sealed-{n}.redb")),
+                n,
+                Some(&cipher),
+            );
+            let mut pick = Picker::new();
             // The physical limit of a get: a point read in its own read transaction and one
             // ChaCha20-Poly1305 open of the value.
             group.bench_with_input(BenchmarkId::new("physical-limit", n), &n, |b, &n| {
@@ -173,7 +75,7 @@ fn bench_get(c: &mut Criterion) {
                     let txn = raw.begin_read().unwrap();
                     let t = txn.open_table(RAW).unwrap();
                     let sealed = t.get(name(pick.next(n)).as_str()).unwrap().unwrap();
-                    black_box(open_sealed(&cipher, sealed.value()))
+                    black_box(ring_open(&cipher, sealed.value()))
                 })
             });
         }
@@ -183,7 +85,7 @@ fn bench_get(c: &mut Criterion) {
             (AuditLevel::Durable, "tresor-durable"),
         ] {
             let vault = Vault::open(path, &key(), Options::new().read_audit(level)).unwrap();
-            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            let mut pick = Picker::new();
             if level == AuditLevel::Durable {
                 group.sample_size(10);
             }
@@ -207,7 +109,7 @@ fn bench_get(c: &mut Criterion) {
             (AuditLevel::Buffered, "tresor-buffered"),
         ] {
             let vault = Vault::open(path, &key(), Options::new().read_audit(level)).unwrap();
-            let mut pick = Picker(0x9e37_79b9_7f4a_7c15);
+            let mut pick = Picker::new();
             group.bench_with_input(BenchmarkId::new(label, n), n, |b, &n| {
                 b.iter_custom(|iters| {
                     let start = ProcessTime::now();
@@ -244,7 +146,7 @@ fn bench_set(c: &mut Criterion) {
     group
         .sample_size(30)
         .measurement_time(Duration::from_secs(6));
-    let raw = raw_file(dir.path(), 1000, None, "set");
+    let raw = raw_file(&dir.path().join("raw-set.redb"), 1000, None);
     let v = value(1);
     let mut i = 0usize;
     group.bench_function("raw-redb", |b| {
@@ -258,7 +160,7 @@ fn bench_set(c: &mut Criterion) {
             txn.commit().unwrap();
         })
     });
-    let vault = Vault::open(tresor_file(dir.path(), 1000), &key(), Options::new()).unwrap();
+    let vault = Vault::open(tresor_in(dir.path(), 1000), &key(), Options::new()).unwrap();
     let mut i = 0usize;
     group.bench_function("tresor", |b| {
         b.iter(|| {
@@ -308,25 +210,7 @@ fn bench_bulk(c: &mut Criterion) {
                 (dir, db)
             },
             |(dir, db)| {
-                let key = [5u8; 32];
-                let mut rows: Vec<([u8; 16], Vec<u8>)> = names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| {
-                        let mut k = [0u8; 16];
-                        k.copy_from_slice(&blake3::keyed_hash(&key, n.as_bytes()).as_bytes()[..16]);
-                        (k, tresor::fuzzing::seal(&key, &k, v).unwrap())
-                    })
-                    .collect();
-                rows.sort_unstable_by_key(|r| r.0);
-                let txn = db.begin_write().unwrap();
-                {
-                    let mut t = txn.open_table(HASHED).unwrap();
-                    for (k, v) in &rows {
-                        t.insert(k, v.as_slice()).unwrap();
-                    }
-                }
-                txn.commit().unwrap();
+                sorted_sealed_insert(&db, &names, &values);
                 (dir, db)
             },
             BatchSize::PerIteration,
@@ -364,11 +248,11 @@ fn bench_lists(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(10));
-    let vault = Vault::open(tresor_file(dir.path(), 100_000), &key(), Options::new()).unwrap();
+    let vault = Vault::open(tresor_in(dir.path(), 100_000), &key(), Options::new()).unwrap();
     group.bench_function("tresor-list-100k", |b| {
         b.iter(|| black_box(vault.list_all().unwrap().len()))
     });
-    let raw = raw_file(dir.path(), 100_000, None, "list");
+    let raw = raw_file(&dir.path().join("raw-list.redb"), 100_000, None);
     group.bench_function("raw-redb-scan-100k", |b| {
         b.iter(|| {
             let txn = raw.begin_read().unwrap();
@@ -400,7 +284,7 @@ fn bench_open(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(8));
-    let keyed = tresor_file(dir.path(), 1000);
+    let keyed = tresor_in(dir.path(), 1000);
     group.bench_function("tresor-open-key", |b| {
         b.iter(|| black_box(Vault::open(&keyed, &key(), Options::new()).unwrap()))
     });
@@ -433,7 +317,7 @@ fn bench_maintenance(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
-    let path = tresor_file(dir.path(), 10_000);
+    let path = tresor_in(dir.path(), 10_000);
     let vault = Vault::open(&path, &key(), Options::new().read_audit(AuditLevel::Off)).unwrap();
     group.bench_function("tresor-rotate-master-key", |b| {
         b.iter(|| vault.rotate_master_key(&[], |_| {}).unwrap())
