@@ -81,8 +81,12 @@ impl Vault {
             }
             drop(places);
             // The items in key order; the items of one secret stay in the caller's order.
-            let mut order: Vec<usize> = (0..taken.len()).collect();
-            order.sort_unstable_by(|&a, &b| taken[a].hash.cmp(&taken[b].hash).then(a.cmp(&b)));
+            let mut order: Vec<(NameHash, usize)> = taken
+                .iter()
+                .enumerate()
+                .map(|(i, it)| (it.hash, i))
+                .collect();
+            order.sort_unstable();
             // Every id and nonce of the batch from one call to the CSPRNG: no code of the
             // caller runs from here to the commit. An id per item, a nonce per secret record
             // and per superseded version.
@@ -95,13 +99,13 @@ impl Vault {
             // apart so that the log lists them with their item, in the caller's order.
             let mut made: Vec<Vec<AuditEntry>> = vec![Vec::new(); taken.len()];
             let earlier_records = std::mem::take(&mut cx.records);
-            for (k, &i) in order.iter().enumerate() {
+            for (k, &(_, i)) in order.iter().enumerate() {
                 let it = &taken[i];
                 let rec = existing[it.secret].take();
                 let rec =
                     cx.set_apply(&mut tables, &it.hash, rec, it.name, it.value, it.options)?;
                 made[i] = std::mem::take(&mut cx.records);
-                let last = order.get(k + 1).is_none_or(|&j| taken[j].hash != it.hash);
+                let last = order.get(k + 1).is_none_or(|next| next.0 != it.hash);
                 if last {
                     out[i] = Some(cx.store_secret(&mut tables, &it.hash, rec)?);
                 } else {
