@@ -46,7 +46,9 @@ impl Vault {
             // one ends the batch there); the rows are written afterwards in their key order,
             // which touches each leaf of the B-trees once instead of at random.
             let items = items.into_iter();
-            let mut taken: Vec<Item<'a>> = Vec::with_capacity(items.size_hint().0);
+            // Room for what the iterator says it holds, within reason (a size hint is only a
+            // hint).
+            let mut taken: Vec<Item<'a>> = Vec::with_capacity(items.size_hint().0.min(1 << 16));
             // The record each secret of the batch supersedes (`None`: a new secret), found
             // through the name hash by the secret's place here.
             let mut existing: Vec<Option<SecretRecord>> = Vec::with_capacity(taken.capacity());
