@@ -20,12 +20,13 @@ use std::time::Instant;
 
 use redb::{Database, ReadableDatabase};
 use ring::aead::LessSafeKey;
-use tresor::{AuditLevel, Options, SetOptions, Vault};
+use tresor::{AuditLevel, Options, Vault};
 
 mod common;
 
 use common::{
-    Picker, RAW, key, name, raw_file, ring_key, ring_open, sorted_sealed_insert, tresor_file, value,
+    Picker, RAW, import, key, name, raw_file, ring_key, ring_open, sorted_sealed_insert,
+    tresor_file, value,
 };
 
 /// Gets per handle per round (about a quarter of a second each).
@@ -144,54 +145,59 @@ impl Readers {
     }
 }
 
+/// How a row compares tresor with its baseline.
+#[derive(Clone, Copy, PartialEq)]
+enum Compare {
+    /// tresor / baseline.
+    Ratio,
+    /// tresor − baseline, in µs.
+    Difference,
+}
+
 struct Row {
     work: String,
-    ratios: Vec<f64>,
+    compare: Compare,
     tresor: Vec<f64>,
     base: Vec<f64>,
-    unit: &'static str,
+    /// Nanoseconds per unit shown: 1e3 (µs) or 1e6 (ms).
+    scale: f64,
     target: &'static str,
     limit: Option<f64>,
 }
 
 impl Row {
     fn print(&self) {
-        let (lo, hi) = range(&self.ratios);
-        let m = median(self.ratios.clone());
+        let paired: Vec<f64> = self
+            .tresor
+            .iter()
+            .zip(&self.base)
+            .map(|(t, b)| match self.compare {
+                Compare::Ratio => t / b,
+                Compare::Difference => (t - b) / 1e3,
+            })
+            .collect();
+        let (lo, hi) = range(&paired);
+        let m = median(paired);
         let met = match self.limit {
             Some(l) if m <= l => "yes",
             Some(_) => "no",
             None => "—",
         };
-        let scale = if self.unit == "ms" { 1e6 } else { 1e3 };
-        let unit = if self.unit == "ms" { "ms" } else { "µs" };
-        let diff = self.work.contains('−');
+        let unit = if self.scale == 1e6 { "ms" } else { "µs" };
+        let (m, lo, hi) = match self.compare {
+            Compare::Ratio => (format!("{m:.2}×"), format!("{lo:.2}"), format!("{hi:.2}")),
+            Compare::Difference => (
+                format!("{m:+.2} µs"),
+                format!("{lo:+.2}"),
+                format!("{hi:+.2}"),
+            ),
+        };
         println!(
-            "| {} | {:.2} {unit} | {} | {} | {}–{} | {} | {} |",
+            "| {} | {:.2} {unit} | {:.2} {unit} | {m} | {lo}–{hi} | {} | {met} |",
             self.work,
-            median(self.tresor.clone()) / scale,
-            if self.base.is_empty() {
-                "—".to_string()
-            } else {
-                format!("{:.2} {unit}", median(self.base.clone()) / scale)
-            },
-            if diff {
-                format!("{:+.2} µs", m)
-            } else {
-                format!("{m:.2}×")
-            },
-            if diff {
-                format!("{lo:+.2}")
-            } else {
-                format!("{lo:.2}")
-            },
-            if diff {
-                format!("{hi:+.2}")
-            } else {
-                format!("{hi:.2}")
-            },
+            median(self.tresor.clone()) / self.scale,
+            median(self.base.clone()) / self.scale,
             self.target,
-            met,
         );
     }
 }
@@ -253,7 +259,6 @@ fn main() {
     // Bulk import of 100k into a new file, both sides in each round.
     let bulk_names: Vec<String> = (0..BULK).map(name).collect();
     let bulk_values: Vec<Vec<u8>> = (0..BULK).map(value).collect();
-    let opts = SetOptions::new();
     let (mut raw_bulk, mut tresor_bulk) = (vec![], vec![]);
     let bulk_rounds = rounds.div_ceil(2).max(3);
     for round in 0..bulk_rounds {
@@ -267,14 +272,7 @@ fn main() {
 
         let vault = Vault::create(d.path().join("bulk.tresor"), &key(), Options::new()).unwrap();
         let t = Instant::now();
-        vault
-            .set_many(
-                bulk_names
-                    .iter()
-                    .zip(&bulk_values)
-                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
-            )
-            .unwrap();
+        import(&vault, &bulk_names, &bulk_values);
         tresor_bulk.push(t.elapsed().as_nanos() as f64);
     }
 
@@ -285,29 +283,24 @@ fn main() {
     println!();
     println!("| work | tresor | baseline | ratio (median) | range over rounds | target | met |");
     println!("|---|---|---|---|---|---|---|");
-    let paired =
-        |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
-    let diff = |a: &[f64], b: &[f64]| -> Vec<f64> {
-        a.iter().zip(b).map(|(x, y)| (x - y) / 1e3).collect()
-    };
     for (s, &n) in sizes.iter().enumerate() {
         let [limit, off, buffered] = &get[s];
         Row {
             work: format!("get Off / physical limit, {n}"),
-            ratios: paired(off, limit),
+            compare: Compare::Ratio,
             tresor: off.clone(),
             base: limit.clone(),
-            unit: "µs",
+            scale: 1e3,
             target: "≤ 1.5×",
             limit: Some(1.5),
         }
         .print();
         Row {
             work: format!("get Buffered − get Off, {n}"),
-            ratios: diff(buffered, off),
+            compare: Compare::Difference,
             tresor: buffered.clone(),
             base: off.clone(),
-            unit: "µs",
+            scale: 1e3,
             target: "≤ +0.30 µs",
             limit: Some(0.30),
         }
@@ -320,10 +313,10 @@ fn main() {
         for (w, label) in [(1, "get Off"), (2, "get Buffered"), (0, "physical limit")] {
             Row {
                 work: format!("{label} at {large} / at {small}"),
-                ratios: paired(&last[w], &first[w]),
+                compare: Compare::Ratio,
                 tresor: last[w].clone(),
                 base: first[w].clone(),
-                unit: "µs",
+                scale: 1e3,
                 target: if w == 0 { "(reference)" } else { "≤ 1.3×" },
                 limit: if w == 0 { None } else { Some(1.3) },
             }
@@ -332,20 +325,20 @@ fn main() {
     }
     Row {
         work: "durable set / raw redb one-row Immediate commit".into(),
-        ratios: paired(&tresor_set, &raw_set),
+        compare: Compare::Ratio,
         tresor: tresor_set.clone(),
         base: raw_set.clone(),
-        unit: "µs",
+        scale: 1e3,
         target: "≤ 1.4×",
         limit: Some(1.4),
     }
     .print();
     Row {
         work: "bulk import 100k / raw sorted sealed insert".into(),
-        ratios: paired(&tresor_bulk, &raw_bulk),
+        compare: Compare::Ratio,
         tresor: tresor_bulk,
         base: raw_bulk,
-        unit: "ms",
+        scale: 1e6,
         target: "≤ 1.5×",
         limit: Some(1.5),
     }

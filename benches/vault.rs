@@ -20,7 +20,7 @@ use tresor::{AuditLevel, Credential, Options, SetOptions, Vault};
 mod common;
 
 use common::{
-    Picker, RAW, key, name, raw_file, ring_key, ring_open, sizes, sorted_sealed_insert,
+    Picker, RAW, import, key, name, raw_file, ring_key, ring_open, sizes, sorted_sealed_insert,
     tresor_file, value,
 };
 
@@ -216,7 +216,6 @@ fn bench_bulk(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    let opts = SetOptions::new();
     group.bench_function("tresor", |b| {
         b.iter_batched(
             || {
@@ -226,14 +225,7 @@ fn bench_bulk(c: &mut Criterion) {
                 (dir, vault)
             },
             |(dir, vault)| {
-                vault
-                    .set_many(
-                        names
-                            .iter()
-                            .zip(&values)
-                            .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
-                    )
-                    .unwrap();
+                import(&vault, &names, &values);
                 (dir, vault)
             },
             BatchSize::PerIteration,

@@ -312,8 +312,8 @@ mod tests {
     fn a_random_pool_hands_out_each_byte_once_and_refills() {
         let mut pool = RandomPool::new(64).unwrap();
         let draws: Vec<[u8; 24]> = (0..10).map(|_| pool.take().unwrap()).collect();
-        // Ten draws of 24 bytes from a pool of 64: refilled on the third, the seventh and the
-        // tenth; no two draws alike (a repeat would be a 2^-192 event).
+        // Ten draws of 24 bytes from a pool of 64: two per fill, so refilled on the third,
+        // fifth, seventh and ninth; no two draws alike (a repeat would be a 2^-192 event).
         for (i, a) in draws.iter().enumerate() {
             assert_ne!(a, &[0u8; 24]);
             for b in &draws[i + 1..] {

@@ -58,22 +58,27 @@ pub fn key() -> Credential {
     Credential::key([7u8; 32])
 }
 
+/// `names` with their `values`, written by one `set_many` (no options).
+pub fn import(vault: &Vault, names: &[String], values: &[Vec<u8>]) {
+    let opts = SetOptions::new();
+    vault
+        .set_many(
+            names
+                .iter()
+                .zip(values)
+                .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
+        )
+        .unwrap();
+}
+
 /// A vault file at `path` holding `n` secrets of 256 bytes, written in batches of 50,000.
 pub fn tresor_file(path: &Path, n: usize) {
     let vault = Vault::create(path, &key(), Options::new()).unwrap();
-    let opts = SetOptions::new();
     for start in (0..n).step_by(50_000) {
         let end = (start + 50_000).min(n);
         let names: Vec<String> = (start..end).map(name).collect();
         let values: Vec<Vec<u8>> = (start..end).map(value).collect();
-        vault
-            .set_many(
-                names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| (n.as_str(), v.as_slice(), &opts)),
-            )
-            .unwrap();
+        import(&vault, &names, &values);
     }
 }
 
